@@ -1,0 +1,1 @@
+//! gantry-probes: readiness probes (one async trait, one module per backend).
