@@ -48,7 +48,7 @@ pub mod redis;
 pub mod smtp;
 pub mod tcp;
 
-pub use redact::{redact_url, Secret};
+pub use redact::{redact_url, ProbeUrl, Secret};
 pub use spec::{build_probe, parse_duration, ProbeSpec, SpecError};
 pub use target::{parse_url, Backend, Endpoint, Target};
 pub use wait::{wait_until_ready, Dependency, WaitError, WaitOptions, WaitSummary};

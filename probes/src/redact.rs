@@ -61,6 +61,57 @@ impl fmt::Display for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+/// A URL as a user wrote it, which may hold a password. `Debug` and `Display` show it through
+/// [`redact_url`]; [`ProbeUrl::as_str`] gives the real text.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ProbeUrl(String);
+
+impl ProbeUrl {
+    pub fn new(url: impl Into<String>) -> ProbeUrl {
+        ProbeUrl(url.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for ProbeUrl {
+    fn from(s: String) -> ProbeUrl {
+        ProbeUrl(s)
+    }
+}
+
+impl From<&str> for ProbeUrl {
+    fn from(s: &str) -> ProbeUrl {
+        ProbeUrl(s.to_string())
+    }
+}
+
+impl fmt::Debug for ProbeUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for ProbeUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
 /// Query parameters whose values are hidden in [`redact_url`].
 fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();

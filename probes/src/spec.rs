@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::redact::Secret;
+use crate::redact::{ProbeUrl, Secret};
 use crate::target::{
     parse_url, ports, AmqpTarget, Backend, DbTarget, Endpoint, ExecTarget, HttpTarget,
     MongodbTarget, RedisTarget, SmtpTarget, SmtpTls, Target,
@@ -48,13 +48,13 @@ pub struct HostSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CredentialsSpec {
     pub user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// `mysql { … }` and (gantry extension) `postgres { … }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatabaseSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub credentials: Option<CredentialsSpec>,
     pub database: Option<String>,
@@ -64,10 +64,10 @@ pub struct DatabaseSpec {
 /// `redis { host, password }`, plus gantry's `user`, `database` (a number) and `tls`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedisSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub database: Option<String>,
     pub tls: Option<bool>,
     pub timeout: Option<String>,
@@ -76,7 +76,7 @@ pub struct RedisSpec {
 /// `amqp { host, credentials, virtualhost }`, plus gantry's `tls`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AmqpSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub credentials: Option<CredentialsSpec>,
     pub virtualhost: Option<String>,
@@ -87,7 +87,7 @@ pub struct AmqpSpec {
 /// `mongodb { url }`, or mittnite's `host`, `credentials`, `database` from which a URL is built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MongodbSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub credentials: Option<CredentialsSpec>,
     pub database: Option<String>,
@@ -98,13 +98,13 @@ pub struct MongodbSpec {
 /// `"200-299"`) and `body_contains`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub scheme: Option<String>,
     pub host: Option<HostSpec>,
     pub path: Option<String>,
     pub timeout: Option<String>,
     pub method: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Secret)>,
     pub status: Option<String>,
     pub body_contains: Option<String>,
 }
@@ -112,7 +112,7 @@ pub struct HttpSpec {
 /// `smtp { host }`, plus gantry's `starttls` and `tls` (implicit TLS, port 465).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmtpSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub starttls: Option<bool>,
     pub tls: Option<bool>,
@@ -122,7 +122,7 @@ pub struct SmtpSpec {
 /// `tcp { host }` or `tcp { url = "tcp://db:5432" }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TcpSpec {
-    pub url: Option<String>,
+    pub url: Option<ProbeUrl>,
     pub host: Option<HostSpec>,
     pub timeout: Option<String>,
 }
@@ -141,7 +141,7 @@ pub enum ProbeSpec {
     /// `filesystem = "PATH"`.
     Filesystem(String),
     /// `url = "…"` directly in the probe block: any backend, chosen by the scheme.
-    Url(String),
+    Url(ProbeUrl),
     Tcp(TcpSpec),
     Http(HttpSpec),
     Mysql(DatabaseSpec),
@@ -220,6 +220,17 @@ impl Resolver<'_> {
         raw.as_deref().map(|r| self.value(field, r)).transpose()
     }
 
+    /// [`Resolver::opt`] for a secret; a missing variable's error names the variable, never a value.
+    fn secret(
+        &self,
+        field: &'static str,
+        raw: &Option<Secret>,
+    ) -> Result<Option<Secret>, SpecError> {
+        raw.as_ref()
+            .map(|r| self.value(field, r.expose()).map(Secret::new))
+            .transpose()
+    }
+
     fn field_err(&self, field: &'static str, reason: impl Into<String>) -> SpecError {
         SpecError::Field {
             probe: self.probe.to_string(),
@@ -229,8 +240,9 @@ impl Resolver<'_> {
     }
 
     /// The URL shorthand, checked to be of the block's own kind.
-    fn url(&self, raw: &Option<String>, kind: &'static str) -> Result<Option<Target>, SpecError> {
-        let Some(url) = self.opt("url", raw)? else {
+    fn url(&self, raw: &Option<ProbeUrl>, kind: &'static str) -> Result<Option<Target>, SpecError> {
+        let raw = raw.as_ref().map(|u| u.as_str().to_string());
+        let Some(url) = self.opt("url", &raw)? else {
             return Ok(None);
         };
         let target = parse_url(&url)?;
@@ -276,8 +288,7 @@ impl Resolver<'_> {
             None => Ok((None, None)),
             Some(c) => Ok((
                 self.opt("credentials.user", &c.user)?,
-                self.opt("credentials.password", &c.password)?
-                    .map(Secret::new),
+                self.secret("credentials.password", &c.password)?,
             )),
         }
     }
@@ -302,7 +313,7 @@ impl ProbeSpec {
                 }
                 Ok(Target::new(Backend::Filesystem(path.into())))
             }
-            ProbeSpec::Url(url) => parse_url(&r.value("url", url)?),
+            ProbeSpec::Url(url) => parse_url(&r.value("url", url.as_str())?),
             ProbeSpec::Tcp(s) => {
                 let base = r.url(&s.url, "tcp")?;
                 let (ep, t) = match base {
@@ -343,8 +354,8 @@ impl ProbeSpec {
                 if let Some(user) = r.opt("user", &s.user)? {
                     t.user = Some(user);
                 }
-                if let Some(pw) = r.opt("password", &s.password)? {
-                    t.password = Some(Secret::new(pw));
+                if let Some(pw) = r.secret("password", &s.password)? {
+                    t.password = Some(pw);
                 }
                 if let Some(db) = r.opt("database", &s.database)? {
                     t.db = db.trim().parse().map_err(|_| {
@@ -461,7 +472,7 @@ impl ProbeSpec {
                 }
                 for (k, v) in &s.headers {
                     t.headers
-                        .push((k.clone(), Secret::new(r.value("headers", v)?)));
+                        .push((k.clone(), Secret::new(r.value("headers", v.expose())?)));
                 }
                 if let Some(st) = r.opt("status", &s.status)? {
                     t.status = parse_status(&st).map_err(|e| r.field_err("status", e))?;

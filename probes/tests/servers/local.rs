@@ -1,0 +1,234 @@
+//! tcp, http, filesystem and exec: servers and commands the test makes itself.
+
+use std::time::Duration;
+
+use gantry_probes::spec::{ExecSpec, HttpSpec};
+use gantry_probes::{build_probe, wait_until_ready, Dependency, ProbeSpec, WaitOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{assert_contains, check, free_port, reason, silent_server};
+
+/// A small HTTP/1.1 server: `/ok` 200 "hello world", `/down` 503, `/moved` 302, `/empty` 204,
+/// `/auth` 200 only with `Authorization: Bearer t0ken-xyz`, else 401.
+async fn serve_http(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&req).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let authorized = req
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer t0ken-xyz"));
+            let (status, body) = match path.as_str() {
+                "/ok" => ("200 OK", "hello world"),
+                "/down" => ("503 Service Unavailable", "starting"),
+                "/moved" => ("302 Found", ""),
+                "/empty" => ("204 No Content", ""),
+                "/auth" if authorized => ("200 OK", "welcome"),
+                "/auth" => ("401 Unauthorized", ""),
+                _ => ("404 Not Found", ""),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+async fn http_server() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(serve_http(l));
+    port
+}
+
+fn opts() -> WaitOptions {
+    WaitOptions {
+        // A guard against a hang, not a timing assertion.
+        deadline: Some(Duration::from_secs(30)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn tcp_ready_refused_and_late_listener() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    check(&format!("tcp://127.0.0.1:{port}")).await.unwrap();
+    drop(l);
+    let r = reason(&format!("tcp://127.0.0.1:{}", free_port())).await;
+    assert_eq!(r, "connection refused");
+
+    // Bound only after the wait has started.
+    let port = free_port();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for c in l.incoming().take(3) {
+            drop(c);
+        }
+    });
+    let deps = vec![Dependency::from_probe(crate::probe(&format!(
+        "tcp://127.0.0.1:{port}"
+    )))];
+    let summary = wait_until_ready(deps, &opts(), std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        summary.ready[0].attempts > 1,
+        "it was ready before it was bound?"
+    );
+    drop(late);
+}
+
+#[tokio::test]
+async fn http_status_range_body_and_headers() {
+    let port = http_server().await;
+    let base = format!("http://127.0.0.1:{port}");
+    check(&format!("{base}/ok")).await.unwrap();
+    check(&format!("{base}/moved")).await.unwrap();
+    assert_contains(
+        &reason(&format!("{base}/down")).await,
+        "HTTP 503 Service Unavailable",
+    );
+    assert_contains(
+        &reason(&format!("{base}/nope")).await,
+        "HTTP 404 Not Found (accepted 200-399)",
+    );
+    assert_eq!(
+        reason(&format!("http://127.0.0.1:{}/ok", free_port())).await,
+        "connection refused"
+    );
+
+    let spec =
+        |path: &str, status: Option<&str>, body: Option<&str>, headers: Vec<(&str, &str)>| {
+            ProbeSpec::Http(HttpSpec {
+                url: Some(format!("{base}{path}").into()),
+                status: status.map(Into::into),
+                body_contains: body.map(Into::into),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+                ..Default::default()
+            })
+        };
+    let run = |s: ProbeSpec| async move {
+        let p = build_probe("web", &s).unwrap();
+        gantry_probes::attempt(p.as_ref()).await
+    };
+    run(spec("/empty", Some("204"), None, vec![]))
+        .await
+        .unwrap();
+    let e = run(spec("/ok", Some("204"), None, vec![]))
+        .await
+        .unwrap_err();
+    assert_contains(&e.to_string(), "HTTP 200 OK (accepted 204)");
+    run(spec("/ok", None, Some("hello"), vec![])).await.unwrap();
+    let e = run(spec("/ok", None, Some("ready"), vec![]))
+        .await
+        .unwrap_err();
+    assert_contains(&e.to_string(), "the body does not contain \"ready\"");
+    run(spec(
+        "/auth",
+        None,
+        None,
+        vec![("Authorization", "Bearer t0ken-xyz")],
+    ))
+    .await
+    .unwrap();
+    let e = run(spec("/auth", None, None, vec![])).await.unwrap_err();
+    assert_contains(&e.to_string(), "HTTP 401");
+}
+
+#[tokio::test]
+async fn http_silent_server_times_out_per_attempt() {
+    let port = silent_server();
+    let p = crate::probe_with_timeout(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_millis(500),
+    );
+    let e = gantry_probes::attempt(p.as_ref()).await.unwrap_err();
+    assert_eq!(e.to_string(), "timed out after 500ms");
+}
+
+#[tokio::test]
+async fn http_server_that_starts_late_is_noticed() {
+    let port = free_port();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        serve_http(l).await;
+    });
+    let deps = vec![Dependency::new(
+        "web",
+        crate::probe(&format!("http://127.0.0.1:{port}/ok")),
+    )];
+    let summary = wait_until_ready(deps, &opts(), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.ready[0].name, "web");
+}
+
+#[tokio::test]
+async fn filesystem_path_must_exist_and_be_readable() {
+    let dir = std::env::temp_dir().join(format!("gantry-fs-probe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("file://{}", dir.display());
+    assert_contains(&reason(&url).await, "No such file or directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    check(&url).await.unwrap();
+    let file = dir.join("ready");
+    std::fs::write(&file, "x").unwrap();
+    check(&format!("file://{}", file.display())).await.unwrap();
+    let p = build_probe("fs", &ProbeSpec::Filesystem(dir.display().to_string())).unwrap();
+    gantry_probes::attempt(p.as_ref()).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn exec_exit_code_reason_and_timeout() {
+    let exec = |command: &str, args: &[&str], timeout: Option<&str>| {
+        build_probe(
+            "cmd",
+            &ProbeSpec::Exec(ExecSpec {
+                command: command.into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                timeout: timeout.map(Into::into),
+            }),
+        )
+        .unwrap()
+    };
+    gantry_probes::attempt(exec("true", &[], None).as_ref())
+        .await
+        .unwrap();
+    let e =
+        gantry_probes::attempt(exec("sh", &["-c", "echo db is down >&2; exit 3"], None).as_ref())
+            .await
+            .unwrap_err();
+    assert_eq!(e.to_string(), "exit status: 3: db is down");
+    let e = gantry_probes::attempt(exec("/nonexistent/gantry-cmd", &[], None).as_ref())
+        .await
+        .unwrap_err();
+    assert_contains(&e.to_string(), "cannot run /nonexistent/gantry-cmd");
+    let e = gantry_probes::attempt(exec("sleep", &["30"], Some("300ms")).as_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "timed out after 300ms");
+}
