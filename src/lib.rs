@@ -6,3 +6,4 @@
 pub mod config;
 pub mod signals;
 pub mod timestamp;
+pub mod wait_cmd;

@@ -257,13 +257,10 @@ pub async fn wait_until_ready(
                 for s in lock(&status).iter().filter(|s| s.ready_after.is_none()) {
                     match &s.last_error {
                         Some(e) => tracing::info!(
-                            probe = %s.label,
-                            attempts = s.attempts,
                             "still waiting for {}: {e} (attempt {}, {})",
                             s.label, s.attempts, fmt_duration(now)
                         ),
                         None => tracing::info!(
-                            probe = %s.label,
                             "still waiting for {}: first attempt running ({})",
                             s.label, fmt_duration(now)
                         ),
@@ -323,9 +320,6 @@ async fn poll(
                     let after = start.elapsed();
                     s.ready_after = Some(after);
                     tracing::info!(
-                        probe = %s.label,
-                        attempts = s.attempts,
-                        elapsed_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
                         "{} is ready after {} (attempt {})",
                         s.label,
                         fmt_duration(after),
@@ -335,7 +329,7 @@ async fn poll(
                 }
                 Err(e) => {
                     if s.last_error.as_ref() != Some(&e) {
-                        tracing::debug!(probe = %s.label, "not ready: {e}");
+                        tracing::debug!("{} not ready: {e}", s.label);
                     }
                     let refused = e.is_refused();
                     s.last_error = Some(e);
