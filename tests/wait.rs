@@ -1,5 +1,8 @@
 //! `gantry wait` as a user runs it: the real binary against real listeners and servers.
 
+// The helpers below run only inside tests; a failed unwrap there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
