@@ -31,10 +31,6 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 
-fn signal_list_arg(s: &str) -> Result<Vec<i32>, String> {
-    s.split(',').map(|p| signal_arg(p.trim())).collect()
-}
-
 /// Options of the flags-only mode.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InitArgs {
@@ -46,7 +42,7 @@ pub struct InitArgs {
     pub stop_timeout: Duration,
     /// Staged termination (muinit's -k): signals sent in turn, e.g. TERM,INT,KILL; overrides
     /// --stop-signal. SIGKILL always ends the list.
-    #[arg(long, value_name = "SIG,SIG,...", value_parser = signal_list_arg)]
+    #[arg(long, value_name = "SIG,SIG,...", value_delimiter = ',', value_parser = signal_arg)]
     pub kill_stages: Option<Vec<i32>>,
     /// Time to wait after each stage of --kill-stages (muinit's -t).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration_arg)]

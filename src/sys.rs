@@ -122,6 +122,16 @@ pub fn set_child_subreaper() -> io::Result<()> {
     Ok(())
 }
 
+/// The kernel's `struct sigaction` (not glibc's): handler SIG_DFL (0), no flags, empty mask.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
 /// What a child does between fork and exec.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChildSetup {
@@ -148,8 +158,20 @@ pub fn prepare_child(cmd: &mut Command, setup: ChildSetup) {
                 libc::tcsetpgrp(0, libc::getpgrp());
             }
             for sig in 1..=max_signal {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
+                if sig != libc::SIGKILL
+                    && sig != libc::SIGSTOP
+                    && libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR
+                {
+                    // glibc refuses the signals it reserves (32, 33), yet a parent may have left
+                    // them ignored: reset them with the raw system call.
+                    let action = KernelSigaction::default();
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &action as *const KernelSigaction,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        std::mem::size_of::<u64>(),
+                    );
                 }
             }
             let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
