@@ -1,31 +1,36 @@
-//! The `gantry` binary: parse the command line, set up logging, dispatch, exit with the mode's code.
-//!
-//! Interim wiring on the probes branch: only `gantry wait` so far; the full CLI lands with the
-//! foundation work.
+//! The `gantry` binary: parse, set up logging, dispatch, exit with the mode's code.
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-#[derive(Debug, Parser)]
-#[command(name = "gantry", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use clap::Parser;
+use gantry::cli::{self, Cli, Command};
+use gantry::{flags, up, wait_cmd};
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Wait until every dependency (given as URLs) is ready, then exec CMD or exit 0.
-    Wait(gantry::wait_cmd::WaitArgs),
-}
-
-fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Wait(args) => gantry::wait_cmd::run(args),
+fn main() -> ExitCode {
+    let args = flags::preprocess_args(std::env::args().collect());
+    let cli = Cli::parse_from(args);
+    let code = match &cli.command {
+        Some(Command::Up(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            up::up(args)
+        }
+        Some(Command::Check(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            up::check(args)
+        }
+        Some(Command::Wait(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            wait_cmd::run(args)
+        }
+        Some(Command::Version) => {
+            println!("gantry {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        None => {
+            // Quiet by default, like tini: an init should not add to the container's log.
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            flags::run(&cli.init, &cli.cmd)
+        }
     };
-    std::process::exit(code);
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -9,7 +9,7 @@
 //! Exit codes (besides CMD's own, once it runs):
 //! - 0: every dependency ready and no CMD given;
 //! - 2: a URL cannot be used (the message names it, password hidden);
-//! - 75 ([`EXIT_PROBE_TIMEOUT`]): `--timeout` passed; the message names every dependency still not
+//! - 75 ([`exit::PROBE_TIMEOUT`]): `--timeout` passed; the message names every dependency still not
 //!   ready and why;
 //! - 126 / 127: CMD could not be executed / was not found;
 //! - 130 / 143: SIGINT / SIGTERM arrived while waiting (128 + the signal); nothing was started.
@@ -20,14 +20,7 @@ use std::time::Duration;
 
 use gantry_probes::{parse_duration, parse_url, Dependency, WaitError, WaitOptions};
 
-/// `--timeout` passed before every dependency was ready (EX_TEMPFAIL: try again later).
-pub const EXIT_PROBE_TIMEOUT: i32 = 75;
-/// A URL on the command line cannot be used.
-pub const EXIT_BAD_URL: i32 = 2;
-/// CMD exists but could not be executed.
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// CMD was not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
+use crate::exit;
 
 /// Arguments of `gantry wait`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +46,7 @@ pub struct WaitArgs {
 }
 
 /// Runs `gantry wait`; returns the exit code (it does not return at all if CMD is executed).
-pub fn run(args: WaitArgs) -> i32 {
+pub fn run(args: &WaitArgs) -> i32 {
     gantry_probes::install_crypto_provider();
 
     let mut deps = Vec::with_capacity(args.urls.len());
@@ -66,7 +59,7 @@ pub fn run(args: WaitArgs) -> i32 {
             Ok(probe) => deps.push(Dependency::from_probe(probe)),
             Err(e) => {
                 tracing::error!("gantry wait: {e}");
-                return EXIT_BAD_URL;
+                return exit::USAGE;
             }
         }
     }
@@ -78,7 +71,7 @@ pub fn run(args: WaitArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("gantry wait: cannot start the async runtime: {e}");
-            return 1;
+            return exit::INTERNAL;
         }
     };
     let options = WaitOptions {
@@ -99,15 +92,15 @@ pub fn run(args: WaitArgs) -> i32 {
         }
         Err(Stop::Wait(e @ WaitError::Deadline { .. })) => {
             tracing::error!("gantry wait: {e}");
-            return EXIT_PROBE_TIMEOUT;
+            return exit::PROBE_TIMEOUT;
         }
         Err(Stop::Wait(e)) => {
             tracing::error!("gantry wait: {e}");
-            return 1;
+            return exit::INTERNAL;
         }
         Err(Stop::Setup(e)) => {
             tracing::error!("gantry wait: {e}");
-            return 1;
+            return exit::INTERNAL;
         }
     }
 
@@ -122,8 +115,8 @@ pub fn run(args: WaitArgs) -> i32 {
         program.to_string_lossy()
     );
     match err.kind() {
-        std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-        _ => EXIT_CANNOT_EXECUTE,
+        std::io::ErrorKind::NotFound => exit::NOT_FOUND,
+        _ => exit::CANNOT_EXECUTE,
     }
 }
 

@@ -143,16 +143,20 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
+            // Names are checked before the body so that a duplicate is reported even when the
+            // block has other mistakes.
             "job" => {
+                let unique = check_unique("job", block, &mut job_names, errors);
                 if let Some(job) = model::job_from_block(block, errors, &mut plan.pending) {
-                    if check_unique("job", &job.name, &block.pos, &mut job_names, errors) {
+                    if unique {
                         plan.jobs.push(job);
                     }
                 }
             }
             "boot" => {
+                let unique = check_unique("boot", block, &mut boot_names, errors);
                 if let Some(boot) = model::boot_from_block(block, errors) {
-                    if check_unique("boot", &boot.name, &block.pos, &mut boot_names, errors) {
+                    if unique {
                         plan.boot.push(boot);
                     }
                 }
@@ -180,11 +184,14 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
 
 fn check_unique(
     kind: &str,
-    name: &str,
-    pos: &Pos,
+    block: &Block,
     seen: &mut HashMap<String, Pos>,
     errors: &mut Errors,
 ) -> bool {
+    let Some(name) = block.labels.first() else {
+        return true; // the missing name is reported by the block's reader
+    };
+    let pos = &block.pos;
     if let Some(first) = seen.get(name) {
         errors.push(ConfigError::at(
             pos.clone(),
@@ -192,7 +199,7 @@ fn check_unique(
         ));
         return false;
     }
-    seen.insert(name.to_string(), pos.clone());
+    seen.insert(name.clone(), pos.clone());
     true
 }
 
