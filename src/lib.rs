@@ -13,6 +13,7 @@
 //! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
 //! | `output` | where job output goes (passthrough, files, timestamps) |
 //! | `sys` | the system calls; the only `unsafe` code |
+//! | `probe_phase` | phase 3 of `up`: waiting for `wait = true` probes (probes live in `gantry-probes`) |
 //! | `wait_cmd` | `gantry wait URL... [-- CMD]`: probes from URLs, then exec (probes live in `gantry-probes`) |
 //! | `signals`, `timestamp`, `exit` | signal names, output timestamps, exit codes |
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod exit;
 pub mod flags;
 pub mod output;
+pub mod probe_phase;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;

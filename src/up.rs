@@ -20,6 +20,9 @@ pub struct UpArgs {
     /// Stay up after every job has ended, until SIGTERM or SIGINT.
     #[arg(long)]
     pub keep_running: bool,
+    /// Give up waiting for `wait = true` probes after this long and exit 75 (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = gantry_probes::parse_duration)]
+    pub wait_timeout: Option<std::time::Duration>,
 }
 
 /// Arguments of `gantry check`.
@@ -71,6 +74,7 @@ pub fn up(args: &UpArgs) -> i32 {
         Err(code) => return code,
     };
     let keep_running = args.keep_running;
+    let wait_timeout = args.wait_timeout;
     supervisor::with_runtime(true, false, move |ctx, mut signals| async move {
         let grace = plan
             .jobs
@@ -103,7 +107,13 @@ pub fn up(args: &UpArgs) -> i32 {
             }
         }
 
-        // Phase 3, probe: SEAM(probes) — wait until every `wait = true` probe is ready.
+        // Phase 3, probe: wait until every `wait = true` probe is ready.
+        if let Err(code) =
+            crate::probe_phase::wait_for_probes(&plan.probes, wait_timeout, &mut signals).await
+        {
+            supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
+            return code;
+        }
 
         // Phase 4, run.
         let actors = plan.jobs.iter().map(supervisor::job_actor).collect();

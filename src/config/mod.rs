@@ -9,6 +9,7 @@
 pub mod error;
 pub mod model;
 pub mod node;
+pub mod probe;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -141,6 +142,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut plan = Plan::default();
     let mut job_names: HashMap<String, Pos> = HashMap::new();
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
+    let mut probe_names: HashMap<String, Pos> = HashMap::new();
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
             // Names are checked before the body so that a duplicate is reported even when the
@@ -161,8 +163,16 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
                     }
                 }
             }
-            // SEAM(render, probes): `file` and `probe` blocks are read by their own modules.
-            "file" | "probe" => plan.pending.push(Pending {
+            "probe" => {
+                let unique = check_unique("probe", block, &mut probe_names, errors);
+                if let Some(p) = probe::probe_from_block(block, errors) {
+                    if unique {
+                        plan.probes.push(p);
+                    }
+                }
+            }
+            // SEAM(render): `file` blocks are read by their own module.
+            "file" => plan.pending.push(Pending {
                 kind: block.kind.to_ascii_lowercase(),
                 title: block.title(),
                 pos: block.pos.clone(),
@@ -229,7 +239,22 @@ pub fn describe_plan(plan: &Plan) -> String {
             );
         }
     }
-    let _ = writeln!(out, "3. probe: nothing to wait for");
+    let waits: Vec<_> = plan.probes.iter().filter(|p| p.wait).collect();
+    if waits.is_empty() {
+        let _ = writeln!(out, "3. probe: nothing to wait for");
+    } else {
+        let _ = writeln!(
+            out,
+            "3. probe: wait for {} probe(s), in parallel, until ready",
+            waits.len()
+        );
+        for p in waits {
+            let what = p
+                .build()
+                .map_or_else(|e| e.to_string(), |probe| probe.describe());
+            let _ = writeln!(out, "   - {}: {what}", p.name);
+        }
+    }
     if plan.jobs.is_empty() {
         let _ = writeln!(out, "4. run: no jobs");
     } else {

@@ -142,6 +142,8 @@ pub struct Pending {
 pub struct Plan {
     pub boot: Vec<BootJob>,
     pub jobs: Vec<JobSpec>,
+    /// `probe` blocks, in file order; the `wait = true` ones gate the run phase.
+    pub probes: Vec<super::probe::ProbeBlock>,
     /// Blocks gantry recognises but cannot run yet; `up` refuses to start while any remain.
     pub pending: Vec<Pending>,
 }

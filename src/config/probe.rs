@@ -1,0 +1,344 @@
+//! `probe` blocks: mittnite's probe schema, read into `gantry_probes::ProbeSpec`.
+//!
+//! Owns the HCL side only — attribute names, which backend block is present, where each value was
+//! written. What the values mean (default ports, `"ENV:VAR"`, URL shorthand) is decided by
+//! `gantry_probes::ProbeSpec::resolve`, which is run once here so that `gantry check` reports a bad
+//! port or a missing variable at the line of the probe block; the wait phase builds the probes
+//! again from the spec when it runs.
+//!
+//! ```hcl
+//! probe "db" {
+//!   wait = true
+//!   mysql {
+//!     host = { hostname = "db", port = 3306 }
+//!     credentials = { user = "app", password = "ENV:DB_PASSWORD" }
+//!     database = "app"
+//!   }
+//! }
+//! probe "cache" { wait = true; url = "redis://cache:6379/0" }
+//! probe "config" { wait = true; filesystem = "/etc/app/conf.d" }
+//! ```
+
+use gantry_probes::spec::{
+    AmqpSpec, CredentialsSpec, DatabaseSpec, ExecSpec, HostSpec, HttpSpec, MongodbSpec, RedisSpec,
+    SmtpSpec, TcpSpec,
+};
+use gantry_probes::{ProbeSpec, ProbeUrl, Secret};
+
+use super::error::{ConfigError, Errors};
+use super::node::{Block, Pos, Reader, Value};
+
+/// The backend blocks a probe may hold (exactly one, or `url`, or `filesystem`).
+const BACKENDS: &[&str] = &[
+    "mysql", "postgres", "redis", "amqp", "mongodb", "http", "smtp", "tcp", "exec",
+];
+
+/// One `probe "name" { ... }` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeBlock {
+    pub name: String,
+    /// Only `wait = true` probes gate the run phase (mittnite's default is false).
+    pub wait: bool,
+    pub spec: ProbeSpec,
+    pub pos: Pos,
+}
+
+impl ProbeBlock {
+    /// Builds the probe to run.
+    pub fn build(&self) -> Result<gantry_probes::BoxProbe, gantry_probes::SpecError> {
+        gantry_probes::build_probe(&self.name, &self.spec)
+    }
+}
+
+/// Reads one `probe` block; every mistake goes to `errors`.
+pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock> {
+    let name = match block.labels.as_slice() {
+        [name] if !name.is_empty() => name.clone(),
+        _ => {
+            errors.push(ConfigError::at(
+                block.pos.clone(),
+                "probe block needs exactly one name, as in probe \"db\" { ... }",
+            ));
+            return None;
+        }
+    };
+    let mut r = Reader::new(block, errors);
+    let wait = r.bool("wait").unwrap_or(false);
+    let mut found: Vec<(ProbeSpec, Pos)> = Vec::new();
+    if let Some(path) = r.string("filesystem") {
+        let pos = r
+            .value("filesystem")
+            .map_or(block.pos.clone(), |v| v.pos.clone());
+        found.push((ProbeSpec::Filesystem(path), pos));
+    }
+    if let Some(url) = r.string("url") {
+        let pos = r.value("url").map_or(block.pos.clone(), |v| v.pos.clone());
+        found.push((ProbeSpec::Url(ProbeUrl::new(url)), pos));
+    }
+    for kind in BACKENDS {
+        if let Some(sub) = r.single_block(kind) {
+            let spec = read_backend(kind, &sub, r.errors());
+            found.push((spec, sub.pos.clone()));
+        }
+    }
+    r.finish();
+
+    let (spec, _) = match found.len() {
+        1 => found.remove(0),
+        0 => {
+            errors.push(ConfigError::at(
+                block.pos.clone(),
+                format!(
+                    "probe {name:?} says nothing to check: give url = \"...\", filesystem = \"PATH\" \
+                     or one of the blocks {}",
+                    BACKENDS.join(", ")
+                ),
+            ));
+            return None;
+        }
+        _ => {
+            let (_, second) = &found[1];
+            errors.push(ConfigError::at(
+                second.clone(),
+                format!("probe {name:?} checks more than one thing; use one probe block for each"),
+            ));
+            return None;
+        }
+    };
+    // Resolve now so that a bad value is reported with its place, by `gantry check` too.
+    if let Err(e) = spec.resolve(&name) {
+        errors.push(ConfigError::at(block.pos.clone(), e.to_string()));
+        return None;
+    }
+    Some(ProbeBlock {
+        name,
+        wait,
+        spec,
+        pos: block.pos.clone(),
+    })
+}
+
+fn read_backend(kind: &str, block: &Block, errors: &mut Errors) -> ProbeSpec {
+    let mut r = Reader::new(block, errors);
+    let url = r.string("url").map(ProbeUrl::new);
+    let timeout = r.string("timeout");
+    let spec = match kind {
+        "mysql" | "postgres" => {
+            let s = DatabaseSpec {
+                url,
+                host: host(&mut r),
+                credentials: credentials(&mut r),
+                database: r.string("database"),
+                timeout,
+            };
+            if kind == "mysql" {
+                ProbeSpec::Mysql(s)
+            } else {
+                ProbeSpec::Postgres(s)
+            }
+        }
+        "redis" => ProbeSpec::Redis(RedisSpec {
+            url,
+            host: host(&mut r),
+            user: r.string("user"),
+            password: r.string("password").map(Secret::new),
+            database: r.string("database"),
+            tls: r.bool("tls"),
+            timeout,
+        }),
+        "amqp" => ProbeSpec::Amqp(AmqpSpec {
+            url,
+            host: host(&mut r),
+            credentials: credentials(&mut r),
+            virtualhost: r.string("virtualhost"),
+            tls: r.bool("tls"),
+            timeout,
+        }),
+        "mongodb" => ProbeSpec::Mongodb(MongodbSpec {
+            url,
+            host: host(&mut r),
+            credentials: credentials(&mut r),
+            database: r.string("database"),
+            timeout,
+        }),
+        "http" => ProbeSpec::Http(HttpSpec {
+            url,
+            scheme: r.string("scheme"),
+            host: host(&mut r),
+            path: r.string("path"),
+            timeout,
+            method: r.string("method"),
+            headers: headers(&mut r),
+            status: r.string("status"),
+            body_contains: r.string("bodyContains"),
+        }),
+        "smtp" => ProbeSpec::Smtp(SmtpSpec {
+            url,
+            host: host(&mut r),
+            starttls: r.bool("starttls"),
+            tls: r.bool("tls"),
+            timeout,
+        }),
+        "tcp" => ProbeSpec::Tcp(TcpSpec {
+            url,
+            host: host(&mut r),
+            timeout,
+        }),
+        // "exec"
+        _ => ProbeSpec::Exec(ExecSpec {
+            command: r.string("command").unwrap_or_default(),
+            args: r.string_list("args").unwrap_or_default(),
+            timeout,
+        }),
+    };
+    r.finish();
+    spec
+}
+
+/// `host = { hostname = "db", port = 3306 }` (or a `host { ... }` block).
+fn host(r: &mut Reader<'_>) -> Option<HostSpec> {
+    let block = r.single_block("host")?;
+    let mut h = Reader::new(&block, r.errors());
+    let spec = HostSpec {
+        hostname: h.string("hostname"),
+        port: h.string("port"),
+    };
+    h.finish();
+    Some(spec)
+}
+
+/// `credentials = { user = "app", password = "..." }`.
+fn credentials(r: &mut Reader<'_>) -> Option<CredentialsSpec> {
+    let block = r.single_block("credentials")?;
+    let mut c = Reader::new(&block, r.errors());
+    let spec = CredentialsSpec {
+        user: c.string("user"),
+        password: c.string("password").map(Secret::new),
+    };
+    c.finish();
+    Some(spec)
+}
+
+/// `headers = { Authorization = "ENV:API_TOKEN" }`.
+fn headers(r: &mut Reader<'_>) -> Vec<(String, Secret)> {
+    let Some(obj) = r.object("headers") else {
+        return Vec::new();
+    };
+    let Value::Object(entries) = &obj.value else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        match &v.value {
+            Value::String(s) => out.push((k.clone(), Secret::new(s.clone()))),
+            other => r.error(
+                v.pos.clone(),
+                "headers",
+                format!("header {k:?}: expected a string, found {}", other.kind()),
+            ),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn probes(text: &str) -> Result<Vec<ProbeBlock>, Errors> {
+        let mut errors = Errors::default();
+        let root = super::super::node::parse_file(Path::new("probes.hcl"), text, &mut errors);
+        let out: Vec<ProbeBlock> = root
+            .blocks
+            .iter()
+            .filter_map(|b| probe_from_block(b, &mut errors))
+            .collect();
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    #[test]
+    fn mysql_block_with_host_object_and_credentials() {
+        let p = probes(
+            r#"probe "mysql" {
+                 wait = true
+                 mysql {
+                   host = { hostname = "localhost", port = 3306 }
+                   credentials = { user = "foo", password = "bar" }
+                 }
+               }"#,
+        )
+        .expect("valid");
+        assert!(p[0].wait);
+        let ProbeSpec::Mysql(m) = &p[0].spec else {
+            panic!("{:?}", p[0].spec)
+        };
+        assert_eq!(
+            m.host.as_ref().and_then(|h| h.port.as_deref()),
+            Some("3306")
+        );
+        assert_eq!(
+            m.credentials
+                .as_ref()
+                .and_then(|c| c.password.as_ref())
+                .map(Secret::expose),
+            Some("bar")
+        );
+    }
+
+    #[test]
+    fn url_shorthand_and_filesystem() {
+        let p = probes(
+            "probe \"c\" {\n wait = true\n url = \"redis://:pw@cache/1\"\n}\nprobe fs {\n filesystem = \"/tmp\"\n}\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            p[0].spec,
+            ProbeSpec::Url(ProbeUrl::new("redis://:pw@cache/1"))
+        );
+        assert!(!p[1].wait);
+        assert_eq!(p[1].spec, ProbeSpec::Filesystem("/tmp".into()));
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_place() {
+        let errors = probes(
+            "probe \"a\" {\n wait = true\n mysql {\n  hots = { hostname = \"db\" }\n }\n}\n\
+             probe \"b\" {\n wait = true\n}\n\
+             probe \"c\" {\n redis { host = { port = \"many\" } }\n}\n\
+             probe \"d\" {\n url = \"tcp://x:1\"\n filesystem = \"/x\"\n}\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(
+            text.contains(
+                "probes.hcl:4:3: mysql: unknown attribute \"hots\" (did you mean \"host\"?)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("probe \"b\" says nothing to check"), "{text}");
+        assert!(
+            text.contains("probe \"c\": host.port: \"many\" is not a port"),
+            "{text}"
+        );
+        assert!(
+            text.contains("probe \"d\" checks more than one thing"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_probe_block_never_prints() {
+        let p = probes(
+            "probe \"m\" {\n mysql {\n  credentials = { user = \"u\", password = \"Hcl-Secret-9\" }\n }\n}\n",
+        )
+        .expect("valid");
+        assert!(!format!("{p:?}").contains("Hcl-Secret-9"));
+        let probe = p[0].build().expect("builds");
+        assert!(!probe.describe().contains("Hcl-Secret-9"));
+    }
+}

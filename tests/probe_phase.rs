@@ -1,0 +1,189 @@
+//! Phase 3 of `gantry up`: `probe` blocks gate the jobs. Real binary, real servers on loopback
+//! (Redis, MariaDB; `.ci/services.sh` makes sure they answer).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+
+use support::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn seed_probe_examples_load_and_check_lists_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mittnite/probes.hcl");
+    let out = run(gantry(&["check", "-c", dir.to_str().expect("utf-8")]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("3. probe: wait for 7 probe(s), in parallel, until ready"),
+        "{}",
+        out.stdout
+    );
+    for line in [
+        "   - redis: redis localhost:6379/0",
+        "   - smtp: smtp localhost:25",
+        "   - mysql: mysql localhost:3306 as foo",
+        "   - amqp: amqp localhost:5672 vhost \"amqp.localhost.com\" as foo",
+        "   - mongodb: mongodb mongodb://localhost:27017/mongo",
+        "   - http: http GET http://localhost:8080/status",
+        "   - some-file: filesystem /path/to/some/dir",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} missing in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        !out.stdout.contains("secret") && !out.stdout.contains("bar"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn seed_probe_examples_run_unchanged_and_the_deadline_names_each_with_its_reason() {
+    // The examples as written, against this machine: each one is probed for real and none is
+    // ready (wrong credentials, nothing on the port, no such path), so the wait times out.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mittnite/probes.hcl");
+    let out = run(gantry(&[
+        "up",
+        "-c",
+        dir.to_str().expect("utf-8"),
+        "--wait-timeout",
+        "2s",
+    ]));
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    for needle in [
+        "mysql (mysql localhost:3306 as foo): Access denied for user 'foo'",
+        "amqp (amqp localhost:5672 vhost \"amqp.localhost.com\" as foo): ",
+        "redis (redis localhost:6379/0): ERR AUTH",
+        "some-file (filesystem /path/to/some/dir): No such file or directory",
+        "not starting any job",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "{needle:?} missing in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("secret"), "{}", out.stderr);
+}
+
+#[test]
+fn jobs_start_only_after_every_waited_probe_is_ready() {
+    let dir = Dir::new();
+    let port = free_port();
+    let marker = dir.join("ready");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+probe "cache" {{
+  wait = true
+  url = "redis://127.0.0.1:6379/0"
+}}
+probe "late" {{
+  wait = true
+  tcp {{
+    host = {{ hostname = "127.0.0.1", port = {port} }}
+  }}
+}}
+probe "ignored" {{
+  wait = false
+  filesystem = "/nonexistent/gantry"
+}}
+job "app" {{
+  command = "sh"
+  args = ["-c", "test -e {m} && echo app-started-after-probes"]
+  oneTime = true
+}}
+"#,
+            m = marker.display()
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    // The late dependency appears only after the marker exists: if the job ran before the probe
+    // was ready, `test -e` would fail.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&marker, "").expect("marker");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late port");
+    let out = finish(child);
+    drop(listener);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("app-started-after-probes"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("late (tcp 127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sigterm_while_waiting_exits_143_and_starts_nothing() {
+    let dir = Dir::new();
+    let marker = dir.join("started");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "probe \"never\" {{\n wait = true\n url = \"tcp://127.0.0.1:{}\"\n}}\n\
+             job \"app\" {{\n command = \"touch\"\n args = [\"{}\"]\n oneTime = true\n}}\n",
+            free_port(),
+            marker.display()
+        ),
+    );
+    let mut child = spawn(gantry(&["up", "-c", dir.str()]));
+    // Signal only once the wait has begun (before that, gantry has not set up its handling yet).
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("waiting for never") {
+            break;
+        }
+    }
+    assert!(seen.contains("waiting for never"), "{seen}");
+    kill(child.id(), 15);
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let out = finish(child);
+    let _ = drain.join();
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
+    assert!(
+        !marker.exists(),
+        "a job started although a probe was not ready"
+    );
+}
+
+#[test]
+fn a_bad_probe_block_is_a_config_error_with_its_place() {
+    let dir = Dir::new();
+    dir.write(
+        "p.hcl",
+        "probe \"db\" {\n wait = true\n mysql {\n  host = { hostname = \"db\", port = \"ENV:GANTRY_TEST_UNSET_PORT\" }\n }\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "p.hcl:1:1: probe \"db\": host.port: environment variable GANTRY_TEST_UNSET_PORT is not set"
+        ),
+        "{}",
+        out.stderr
+    );
+}
