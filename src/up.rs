@@ -108,8 +108,13 @@ pub fn up(args: &UpArgs) -> i32 {
         }
 
         // Phase 3, probe: wait until every `wait = true` probe is ready.
-        if let Err(code) =
-            crate::probe_phase::wait_for_probes(&plan.probes, wait_timeout, &mut signals).await
+        if let Err(code) = crate::probe_phase::wait_for_probes(
+            &plan.probes,
+            &ctx.reaper,
+            wait_timeout,
+            &mut signals,
+        )
+        .await
         {
             supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
             return code;

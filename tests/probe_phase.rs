@@ -187,3 +187,48 @@ fn a_bad_probe_block_is_a_config_error_with_its_place() {
         out.stderr
     );
 }
+
+/// Regression: exec probes used `tokio::process` while `up`'s reaper called `waitpid(-1)`, so some
+/// attempts lost their exit status ("No child processes") to the reaper.
+#[test]
+fn exec_probe_status_is_not_lost_to_the_reaper() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"cmd\" {\n wait = true\n exec {\n  command = \"sh\"\n  args = [\"-c\", \"echo still booting >&2; exit 3\"]\n }\n}\n",
+    );
+    let mut cmd = gantry(&["up", "-c", dir.str(), "--wait-timeout", "2s"]);
+    cmd.env("GANTRY_LOG", "debug");
+    let out = run(cmd);
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cmd (exec sh): exit code 3: still booting"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("No child processes"), "{}", out.stderr);
+}
+
+#[test]
+fn a_timed_out_exec_probe_is_killed_with_its_children() {
+    let dir = Dir::new();
+    let marker = dir.join("survived");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "probe \"slow\" {{\n wait = true\n exec {{\n  command = \"sh\"\n  args = [\"-c\", \"(sleep 1; touch {m}) & sleep 30\"]\n  timeout = \"200ms\"\n }}\n}}\n",
+            m = marker.display()
+        ),
+    );
+    let out = run(gantry(&["up", "-c", dir.str(), "--wait-timeout", "1s"]));
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("timed out after 200ms"),
+        "{}",
+        out.stderr
+    );
+    // Had the background child survived its killed probe, it would create the marker.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!marker.exists(), "a probe's child outlived the probe");
+}
