@@ -10,7 +10,7 @@ connect (cheaper than gantry's full handshake), which only flatters the baseline
 CPU: user+system time of `gantry wait` while a dependency stays down for the whole period (nothing
 listening; a MySQL that refuses the password), next to the 1 s poll loop for the same period.
 
-Usage: probes_bench.py GANTRY_BINARY OUT_DIR [--quick]
+Usage: probes_bench.py GANTRY_BINARY OUT_DIR [--quick] [--only tcp,mysql,...] [--no-cpu]
 """
 import os
 import random
@@ -119,11 +119,42 @@ def cpu_seconds(argv, env=None):
     return ru.ru_utime + ru.ru_stime
 
 
+def cpu_table(emit, gantry, idle):
+    emit()
+    emit(f"CPU time (user+system) while waiting {idle} s on a dependency that stays down")
+    emit()
+    emit("| what | CPU time | CPU per minute |")
+    emit("|------|---------:|---------------:|")
+    closed = free_port()
+    rows = [
+        ("gantry wait tcp:// (nothing listening)",
+         [gantry, "wait", "--timeout", f"{idle}s", f"tcp://127.0.0.1:{closed}"]),
+        ("gantry wait mysql:// (nothing listening)",
+         [gantry, "wait", "--timeout", f"{idle}s", f"mysql://root@127.0.0.1:{closed}/x"]),
+        ("gantry wait mongodb:// (nothing listening)",
+         [gantry, "wait", "--timeout", f"{idle}s", f"mongodb://127.0.0.1:{closed}/"]),
+        ("gantry wait mysql:// (wrong password)",
+         [gantry, "wait", "--timeout", f"{idle}s", "mysql://root:wrong@127.0.0.1:3306/test"]),
+        ("1 s poll loop (bash, /dev/tcp)",
+         ["timeout", f"{idle}s", "bash", "-c",
+          'until (exec 3<>"/dev/tcp/127.0.0.1/$0") 2>/dev/null; do sleep 1; done',
+          str(closed)]),
+    ]
+    for label, argv in rows:
+        secs = cpu_seconds(argv)
+        emit(f"| {label} | {secs * 1000:.0f} ms | {secs * 1000 * 60 / idle:.0f} ms |")
+
+
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     gantry, out_dir = sys.argv[1], sys.argv[2]
-    quick = "--quick" in sys.argv[3:]
+    rest = sys.argv[3:]
+    quick = "--quick" in rest
+    only = None
+    if "--only" in rest and rest.index("--only") + 1 < len(rest):
+        only = set(rest[rest.index("--only") + 1].split(","))
+    cpu = "--no-cpu" not in rest
     trials = 3 if quick else 11
     idle = 10 if quick else 60
     os.makedirs(out_dir, exist_ok=True)
@@ -144,6 +175,8 @@ def main():
             emit(f"|----------|-------------------:|-----------:|----------------:|---------:|------:|")
             raw = []
             for name, url_t, upstream in backends(helper_ports):
+                if only is not None and name not in only:
+                    continue
                 gs, ps = [], []
                 for _ in range(trials):
                     g, p = trial(gantry, url_t, upstream, tmp)
@@ -156,27 +189,8 @@ def main():
             with open(os.path.join(out_dir, "latency-raw.txt"), "w") as f:
                 f.write("\n".join(raw) + "\n")
 
-            emit()
-            emit(f"CPU time (user+system) while waiting {idle} s on a dependency that stays down")
-            emit()
-            emit("| what | CPU time | CPU per minute |")
-            emit("|------|---------:|---------------:|")
-            closed = free_port()
-            rows = [
-                ("gantry wait tcp:// (nothing listening)",
-                 [gantry, "wait", "--timeout", f"{idle}s", f"tcp://127.0.0.1:{closed}"]),
-                ("gantry wait mysql:// (nothing listening)",
-                 [gantry, "wait", "--timeout", f"{idle}s", f"mysql://root@127.0.0.1:{closed}/x"]),
-                ("gantry wait mysql:// (wrong password)",
-                 [gantry, "wait", "--timeout", f"{idle}s", "mysql://root:wrong@127.0.0.1:3306/test"]),
-                ("1 s poll loop (bash, /dev/tcp)",
-                 ["timeout", f"{idle}s", "bash", "-c",
-                  'until (exec 3<>"/dev/tcp/127.0.0.1/$0") 2>/dev/null; do sleep 1; done',
-                  str(closed)]),
-            ]
-            for label, argv in rows:
-                secs = cpu_seconds(argv)
-                emit(f"| {label} | {secs * 1000:.0f} ms | {secs * 1000 * 60 / idle:.0f} ms |")
+            if cpu:
+                cpu_table(emit, gantry, idle)
         finally:
             for p in procs:
                 p.kill()

@@ -165,7 +165,7 @@ async fn mongodb_ready_closed_and_silent() {
         .unwrap();
 
     let closed = reason(&format!("mongodb://127.0.0.1:{}/", free_port())).await;
-    assert_contains(&closed, "Connection refused");
+    assert_eq!(closed, "connection refused");
     let silent = silent_server();
     let p = crate::probe_with_timeout(
         &format!("mongodb://127.0.0.1:{silent}/"),
