@@ -15,8 +15,10 @@
 //!     database = "app"
 //!   }
 //! }
-//! probe "cache" { wait = true; url = "redis://cache:6379/0" }
-//! probe "config" { wait = true; filesystem = "/etc/app/conf.d" }
+//! probe "cache" {
+//!   wait = true
+//!   url = "redis://cache:6379/0"
+//! }
 //! ```
 
 use gantry_probes::spec::{
