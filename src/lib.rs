@@ -4,3 +4,4 @@
 //! logging, dispatches to a mode and maps errors to exit codes.
 
 pub mod signals;
+pub mod watch;
