@@ -2,7 +2,31 @@
 //!
 //! The binary (`main.rs`) is a thin shell over this library: it parses the command line, sets up
 //! logging, dispatches to a mode and maps errors to exit codes.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `cli` | the command line and logging set-up |
+//! | `config` | loading `*.hcl` into a validated plan, with positions for every error |
+//! | `up` | sequencing the phases of `gantry up`; `gantry check` |
+//! | `flags` | the flags-only init mode (`gantry -- CMD`) |
+//! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
+//! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
+//! | `output` | where job output goes (passthrough, files, timestamps) |
+//! | `sys` | the system calls; the only `unsafe` code |
+//! | `watch` | change detection, `watch` blocks and the reload sequence; go-init-sentinel's flags |
+//! | `sidecar` | `gantry sidecar`: signal a process found by name when its config changes |
+//! | `signals`, `timestamp`, `exit` | signal names, output timestamps, exit codes |
 
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod flags;
+pub mod output;
+pub mod reaper;
 pub mod sidecar;
 pub mod signals;
+pub mod supervisor;
+pub mod sys;
+pub mod timestamp;
+pub mod up;
 pub mod watch;

@@ -1,30 +1,36 @@
-//! The `gantry` binary. Temporary wiring on the `watch` branch: only `gantry sidecar` is dispatched; the
-//! real command line (and the flags-only mode's `--watch`, see `watch::sentinel`) comes with the CLI.
+//! The `gantry` binary: parse, set up logging, dispatch, exit with the mode's code.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use gantry::cli::{self, Cli, Command};
+use gantry::{flags, up};
 
-#[derive(clap::Parser)]
-#[command(name = "gantry", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(clap::Subcommand)]
-enum Command {
-    /// Reload a process in a shared PID namespace when its configuration changes.
-    Sidecar(gantry::sidecar::SidecarArgs),
-}
-
-fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .init();
-    let argv = gantry::watch::sentinel::rewrite_single_dash(std::env::args_os());
-    let cli = Cli::parse_from(argv);
-    let code = match cli.command {
-        Command::Sidecar(args) => gantry::sidecar::run(args),
+fn main() -> ExitCode {
+    let args = flags::preprocess_args(std::env::args().collect());
+    let cli = Cli::parse_from(args);
+    let code = match &cli.command {
+        Some(Command::Up(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            up::up(args)
+        }
+        Some(Command::Check(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            up::check(args)
+        }
+        Some(Command::Sidecar(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            gantry::sidecar::run(args.clone())
+        }
+        Some(Command::Version) => {
+            println!("gantry {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        None => {
+            // Quiet by default, like tini: an init should not add to the container's log.
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            flags::run(&cli.init, &cli.cmd)
+        }
     };
-    std::process::exit(code);
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -20,8 +20,12 @@
 //! - `engine`: the background thread, inotify, debounce, polling and the fall-back between them.
 //! - `reload`: `WatchSpec`, `Action` and the splay → validate → pre → action → post sequence.
 //! - `sentinel`: go-init-sentinel's flags.
+//! - `config`: the `watch` block of a job, read into a `WatchSpec`.
+//! - `job`: the glue to the supervisor (commands through the reaper, actions as `Control` messages).
 
+pub mod config;
 mod engine;
+pub mod job;
 pub mod reload;
 mod scan;
 pub mod sentinel;

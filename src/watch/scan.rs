@@ -195,6 +195,7 @@ impl Scanner<'_> {
             }
             Ok(meta) => {
                 self.watch_parent_of(path);
+                self.symlink_hops(path);
                 self.file(path, &meta);
             }
             // Missing (or a dangling link): watch the nearest directory that exists, so its creation is
@@ -220,6 +221,9 @@ impl Scanner<'_> {
             if let Ok(meta) = fs::metadata(&path) {
                 if !meta.is_dir() {
                     self.watch_parent_of(&path);
+                    if is_symlink(&path) {
+                        self.symlink_hops(&path);
+                    }
                     self.file(&path, &meta);
                 }
             }
@@ -249,12 +253,13 @@ impl Scanner<'_> {
                     continue;
                 }
                 let path = entry.path();
-                let Ok(meta) = fs::metadata(&path) else {
-                    // A dangling symlink: watch where it points so its target's creation is heard.
+                // The entry's type comes from readdir, at no cost: only links pay for resolving.
+                if entry.file_type().map_or(true, |t| t.is_symlink()) {
                     self.symlink_hops(&path);
-                    continue;
+                }
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue; // dangling: its target's directory is watched, its creation is heard
                 };
-                self.symlink_hops(&path);
                 if meta.is_dir() {
                     if depth < MAX_DEPTH {
                         stack.push((path, depth + 1));
@@ -267,7 +272,6 @@ impl Scanner<'_> {
     }
 
     fn file(&mut self, path: &Path, meta: &fs::Metadata) {
-        self.symlink_hops(path);
         let stat = StatKey {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -353,6 +357,10 @@ impl Scanner<'_> {
             cur = d.parent();
         }
     }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).map_or(true, |m| m.file_type().is_symlink())
 }
 
 fn glob_matches(pattern: &str) -> Vec<PathBuf> {

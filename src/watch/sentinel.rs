@@ -11,7 +11,7 @@
 //! same-size rewrite within the same second) is gone. `--splay` keeps its meaning: a random delay up to
 //! this before each reload.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use super::reload::WatchSpec;
@@ -56,43 +56,12 @@ pub fn parse_watch_flag(given: &str) -> Result<SentinelWatch, FlagError> {
     })
 }
 
-/// Parses a Go duration (`300ms`, `10s`, `1m30s`, `1.5h`, `0`), the spelling sentinel and mittnite use.
+/// Parses a Go duration (`300ms`, `10s`, `1m30s`, `1.5h`, `0`) as sentinel spells it, with the config's
+/// parser (which also takes bare seconds).
 pub fn parse_duration(given: &str) -> Result<Duration, FlagError> {
-    let bad = || FlagError::Duration {
+    crate::config::parse_duration(given).map_err(|_| FlagError::Duration {
         given: given.to_string(),
-    };
-    let s = given.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    })
 }
 
 /// go-init-sentinel's flags, for `#[command(flatten)]` into the flags-only mode.
@@ -130,7 +99,11 @@ const SENTINEL_FLAGS: &[&str] = &["watch", "interval", "splay"];
 /// Rewrites go-init-sentinel's single-dash flags (`-watch=X`, `-watch X`, `-interval=5s`, `-splay 2s`) to
 /// gantry's double-dash ones, before clap sees argv. Stops at the first `--`: everything after it belongs
 /// to the command. `argv[0]` and every other argument are left alone.
-pub fn rewrite_single_dash<I: IntoIterator<Item = OsString>>(argv: I) -> Vec<OsString> {
+pub fn rewrite_single_dash<T, I>(argv: I) -> Vec<T>
+where
+    T: AsRef<OsStr> + From<String>,
+    I: IntoIterator<Item = T>,
+{
     let mut out = Vec::new();
     let mut iter = argv.into_iter();
     if let Some(arg0) = iter.next() {
@@ -138,7 +111,7 @@ pub fn rewrite_single_dash<I: IntoIterator<Item = OsString>>(argv: I) -> Vec<OsS
     }
     let mut value_follows = false;
     while let Some(arg) = iter.next() {
-        if arg == "--" {
+        if arg.as_ref() == "--" {
             out.push(arg);
             out.extend(iter.by_ref());
             break;
@@ -148,12 +121,12 @@ pub fn rewrite_single_dash<I: IntoIterator<Item = OsString>>(argv: I) -> Vec<OsS
             out.push(arg);
             continue;
         }
-        let rewritten = arg.to_str().and_then(|s| {
+        let rewritten = arg.as_ref().to_str().and_then(|s| {
             let flag = s.strip_prefix('-').filter(|f| !f.starts_with('-'))?;
             let name = flag.split_once('=').map_or(flag, |(n, _)| n);
             SENTINEL_FLAGS.contains(&name).then(|| {
                 value_follows = !flag.contains('=');
-                OsString::from(format!("-{s}"))
+                T::from(format!("-{s}"))
             })
         });
         out.push(rewritten.unwrap_or(arg));
@@ -165,6 +138,7 @@ pub fn rewrite_single_dash<I: IntoIterator<Item = OsString>>(argv: I) -> Vec<OsS
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::ffi::OsString;
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
@@ -209,7 +183,7 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        for bad in ["", "10", "s", "10x", "-5s", "1..2s"] {
+        for bad in ["", "s", "10x", "-5s", "1..2s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -249,6 +223,9 @@ mod tests {
         );
         let untouched = os(&["gantry", "--watch=a:HUP", "-watchdog", "--", "-watch"]);
         assert_eq!(rewrite_single_dash(untouched.clone()), untouched);
+        // Works on the `Vec<String>` the flags-only mode's own pre-pass takes, too.
+        let strings: Vec<String> = vec!["gantry".into(), "-splay=1s".into()];
+        assert_eq!(rewrite_single_dash(strings), vec!["gantry", "--splay=1s"]);
     }
 
     #[derive(clap::Parser)]
