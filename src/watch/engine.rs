@@ -38,8 +38,9 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
 pub const DEFAULT_FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 /// Filesystems where inotify only hears local writes: changes made by other machines are invisible, so
-/// watches there are polled. (overlayfs is not here: container roots are overlay, and inotify works for
-/// everything written through the container.)
+/// watches there are polled. overlayfs and FUSE are not here: container roots are overlay (or
+/// fuse-overlayfs, rootless), and inotify works for everything written through the container. A bind
+/// mount edited from the host side of a VM (virtiofs, grpcfuse) needs `poll` set by the user.
 const REMOTE_FS_MAGIC: &[i64] = &[
     0x6969,      // NFS
     0x517B,      // SMB
@@ -47,7 +48,6 @@ const REMOTE_FS_MAGIC: &[i64] = &[
     0xFE53_4D42, // SMB2
     0x0102_1997, // 9p (Docker Desktop, WSL, gVisor shares)
     0x00C3_6400, // Ceph
-    0x6573_5546, // FUSE (sshfs, gcsfuse, s3fs...)
 ];
 
 /// How a [`Watcher`] finds out about changes.
@@ -417,7 +417,17 @@ fn sync_watches(inotify: &mut Inotify, snap: &Snapshot) -> Result<bool, String> 
     Ok(added)
 }
 
+/// Tests cannot mount NFS; directories under this prefix are treated as remote.
+#[cfg(test)]
+pub(crate) static PRETEND_REMOTE: Mutex<Option<PathBuf>> = Mutex::new(None);
+
 fn remote_fs(dir: &Path) -> Option<i64> {
+    #[cfg(test)]
+    if let Ok(Some(prefix)) = PRETEND_REMOTE.lock().as_deref() {
+        if dir.starts_with(prefix) {
+            return Some(0x6969);
+        }
+    }
     let st = nix::sys::statfs::statfs(dir).ok()?;
     #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
     let magic = st.filesystem_type().0 as i64;

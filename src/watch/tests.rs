@@ -419,3 +419,31 @@ fn invalid_patterns_are_refused() {
         Err(WatchError::EmptyPattern)
     ));
 }
+
+#[test]
+fn a_network_filesystem_falls_back_to_polling_and_still_sees_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.conf");
+    fs::write(&file, "v1").unwrap();
+    *engine::PRETEND_REMOTE.lock().unwrap() = Some(dir.path().to_path_buf());
+    let options = WatchOptions {
+        debounce: DEBOUNCE,
+        poll: None,
+        fallback_poll: Duration::from_millis(200),
+    };
+    let watcher = Watcher::start(&[file.display().to_string()], options).unwrap();
+    assert_eq!(watcher.mode(), Mode::Poll(Duration::from_millis(200)));
+    let h = Harness {
+        watcher,
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap(),
+        settle: Duration::from_millis(1500),
+    };
+    h.expect_none("at start");
+    editor_save(&file, "v2");
+    h.expect_one("after the fall-back");
+    filetime::set_file_mtime(&file, filetime::FileTime::now()).unwrap();
+    h.expect_none("touch while polling");
+}
