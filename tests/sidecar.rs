@@ -70,7 +70,7 @@ fn sidecar(bin: &Path, config_dir: &Path, name: &str, log: &Path) -> Proc {
     let child = Command::new(bin)
         .arg("sidecar")
         .arg("--debounce")
-        .arg("100ms")
+        .arg("200ms")
         .env("CONFIG_DIR", config_dir)
         .env("PROCESS_NAME", name)
         .env("RELOAD_SIGNAL", "SIGHUP")
@@ -88,8 +88,11 @@ fn sidecar(bin: &Path, config_dir: &Path, name: &str, log: &Path) -> Proc {
     proc
 }
 
+/// Write-and-rename, with the temporary file outside the watched directory: in a directory watch a
+/// temporary file is itself a file, and these tests are about finding processes, not about timing.
 fn editor_save(path: &Path, content: &str) {
-    let tmp = path.with_extension("tmp~");
+    let dir = path.parent().unwrap().parent().unwrap();
+    let tmp = dir.join("editor.tmp~");
     fs::write(&tmp, content).unwrap();
     fs::rename(&tmp, path).unwrap();
 }
