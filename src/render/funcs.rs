@@ -629,3 +629,391 @@ fn env_lookup(env: &BTreeMap<String, String>, args: &Args) -> Res {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::template::render;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn env() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("USER".to_string(), "alice".to_string()),
+            ("EMPTY".to_string(), String::new()),
+        ])
+    }
+
+    fn params() -> serde_json::Value {
+        json!({
+            "name": "web",
+            "port": 8080,
+            "ports": "8080",
+            "flag": true,
+            "blank": "",
+            "zero": 0,
+            "list": ["b", "a", "c", "a"],
+            "mixed": [3, "10", 2],
+            "nums": [3, 1.5, 7, -2],
+            "map": {"z": 1, "a": 2},
+            "lines": "one\ntwo\n\nfour",
+            "json": "{\"a\": [1, 2], \"b\": null}",
+        })
+    }
+
+    /// Renders `src` and returns the output, or the error's text.
+    fn r(src: &str) -> Result<String, String> {
+        render("t", src, &env(), &params()).map_err(|e| e.to_string())
+    }
+
+    fn ok(src: &str) -> String {
+        match r(src) {
+            Ok(s) => s,
+            Err(e) => panic!("{src}: {e}"),
+        }
+    }
+
+    /// The error text of a template that must fail; it must name `name`.
+    fn fails(src: &str, name: &str) -> String {
+        match r(src) {
+            Ok(out) => panic!("{src}: expected an error, rendered {out:?}"),
+            Err(e) => {
+                assert!(e.contains(name), "{src}: error does not name `{name}`: {e}");
+                e
+            }
+        }
+    }
+
+    #[test]
+    fn tera_builtins_cover_the_basic_string_functions() {
+        assert_eq!(ok("{{ 'aBc' | upper }}"), "ABC");
+        assert_eq!(ok("{{ 'aBc' | lower }}"), "abc");
+        assert_eq!(ok("{{ 'hello world' | title }}"), "Hello World");
+        assert_eq!(ok("{{ '  x  ' | trim }}"), "x");
+        assert_eq!(ok("{{ 'a-b-c' | replace(from='-', to='+') }}"), "a+b+c");
+        assert_eq!(ok("{{ 'a,b' | split(pat=',') | join(sep='|') }}"), "a|b");
+        assert_eq!(
+            ok("{{ Params.list | first }}/{{ Params.list | last }}"),
+            "b/a"
+        );
+        assert_eq!(ok("{{ Params.list | unique | join(sep='') }}"), "bac");
+    }
+
+    #[test]
+    fn trim_prefix_and_suffix_remove_one_occurrence() {
+        assert_eq!(ok("{{ 'vv1.2' | trimPrefix(prefix='v') }}"), "v1.2");
+        assert_eq!(
+            ok("{{ 'x.conf.conf' | trimSuffix(suffix='.conf') }}"),
+            "x.conf"
+        );
+        assert_eq!(ok("{{ 'abc' | trimPrefix(prefix='z') }}"), "abc");
+        fails("{{ 'abc' | trimPrefix }}", "trimPrefix");
+        fails("{{ 'abc' | trimSuffix(prefix='c') }}", "trimSuffix");
+        fails("{{ Params.list | trimPrefix(prefix='a') }}", "trimPrefix");
+    }
+
+    #[test]
+    fn quote_escapes_and_squote_does_not() {
+        assert_eq!(ok(r#"{{ 'say "hi"\' | quote }}"#), r#""say \"hi\"\\""#);
+        assert_eq!(ok("{{ Params.port | quote }}"), "\"8080\"");
+        assert_eq!(ok("{{ Params.lines | quote }}"), "\"one\\ntwo\\n\\nfour\"");
+        assert_eq!(ok("{{ Params.name | squote }}"), "'web'");
+        let e = fails("{{ Params.map | quote }}", "quote");
+        assert!(e.contains("a map"), "{e}");
+        fails("{{ Params.list | squote }}", "squote");
+    }
+
+    #[test]
+    fn indent_keeps_teras_meaning_and_adds_sprigs_width() {
+        // tera: 4 spaces, not the first line, not blank lines.
+        assert_eq!(
+            ok("{{ Params.lines | indent }}"),
+            "one\n    two\n\n    four"
+        );
+        assert_eq!(
+            ok("{{ Params.lines | indent(prefix='> ', first=true, blank=true) }}"),
+            "> one\n> two\n> \n> four"
+        );
+        // sprig: every line, the first included.
+        assert_eq!(ok("{{ 'a\nb' | indent(width=2) }}"), "  a\n  b");
+        assert_eq!(ok("x:{{ 'a\nb' | nindent(width=2) }}"), "x:\n  a\n  b");
+        fails("{{ 'a' | indent(width='two') }}", "indent");
+        fails("{{ 'a' | indent(first='yes') }}", "indent");
+        fails("{{ 'a' | nindent }}", "nindent");
+        fails("{{ Params.map | nindent(width=2) }}", "nindent");
+    }
+
+    #[test]
+    fn contains_has_prefix_has_suffix() {
+        assert_eq!(ok("{{ 'foobar' | contains(substr='oba') }}"), "true");
+        assert_eq!(ok("{{ 'foobar' | contains(substr='x') }}"), "false");
+        assert_eq!(ok("{{ 'foobar' | hasPrefix(prefix='foo') }}"), "true");
+        assert_eq!(ok("{{ 'foobar' | hasPrefix(prefix='bar') }}"), "false");
+        assert_eq!(ok("{{ 'foobar' | hasSuffix(suffix='bar') }}"), "true");
+        assert_eq!(ok("{{ 'foobar' | hasSuffix(suffix='foo') }}"), "false");
+        assert_eq!(
+            ok("{% if Params.name | hasPrefix(prefix='w') %}yes{% endif %}"),
+            "yes"
+        );
+        fails("{{ 'a' | contains }}", "contains");
+        fails("{{ 'a' | hasPrefix(suffix='a') }}", "hasPrefix");
+        fails("{{ Params.map | hasSuffix(suffix='a') }}", "hasSuffix");
+    }
+
+    #[test]
+    fn default_is_teras_and_covers_undefined_values() {
+        assert_eq!(ok("{{ Params.nope | default(value='bac') }}"), "bac");
+        assert_eq!(ok("{{ Params.name | default(value='bac') }}"), "web");
+        assert_eq!(ok("{{ Env.NOPE | default(value='x') | upper }}"), "X");
+    }
+
+    #[test]
+    fn required_fails_with_the_authors_message() {
+        assert_eq!(ok("{{ Params.name | required(msg='name!') }}"), "web");
+        assert_eq!(
+            ok("{{ Params.zero | required(msg='zero is a value') }}"),
+            "0"
+        );
+        let e = fails(
+            "{{ Params.blank | required(msg='blank must be set') }}",
+            "blank must be set",
+        );
+        assert!(e.starts_with("t:1:1"), "{e}");
+        fails(
+            "{{ Env.NOPE | default(value='') | required(msg='set NOPE') }}",
+            "set NOPE",
+        );
+        fails("{{ Env.EMPTY | required }}", "required value is empty");
+        fails("{{ Env.EMPTY | required(msg=Params.list) }}", "required");
+    }
+
+    #[test]
+    fn empty_follows_sprig() {
+        for (expr, want) in [
+            ("Params.blank", "true"),
+            ("Params.zero", "true"),
+            ("false", "true"),
+            ("[]", "true"),
+            ("Params.name", "false"),
+            ("Params.port", "false"),
+            ("Params.list", "false"),
+            ("Params.map", "false"),
+            ("true", "false"),
+        ] {
+            assert_eq!(ok(&format!("{{{{ {expr} | empty }}}}")), want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn coalesce_picks_the_first_non_empty_value() {
+        assert_eq!(
+            ok("{{ coalesce(values=[Params.blank, Params.zero, Params.name, 'x']) }}"),
+            "web"
+        );
+        assert_eq!(
+            ok("{{ coalesce(values=[Env.NOPE | default(value=''), 'fallback']) }}"),
+            "fallback"
+        );
+        assert_eq!(ok("{{ coalesce(values=['', 0]) | json_encode }}"), "null");
+        fails("{{ coalesce() }}", "coalesce");
+        fails("{{ coalesce(values='a') }}", "coalesce");
+    }
+
+    #[test]
+    fn ternary_as_filter_and_function() {
+        assert_eq!(ok("{{ Params.flag | ternary(yes='on', no='off') }}"), "on");
+        assert_eq!(ok("{{ false | ternary(yes='on', no='off') }}"), "off");
+        assert_eq!(
+            ok("{{ ternary(cond=Params.port > 1024, yes='high', no='low') }}"),
+            "high"
+        );
+        let e = fails("{{ Params.name | ternary(yes=1, no=2) }}", "ternary");
+        assert!(e.contains("true or false"), "{e}");
+        fails("{{ true | ternary(yes=1) }}", "ternary");
+        fails("{{ ternary(yes=1, no=2) }}", "ternary");
+    }
+
+    #[test]
+    fn base64_round_trip_and_errors() {
+        assert_eq!(ok("{{ 'hello' | b64enc }}"), "aGVsbG8=");
+        assert_eq!(ok("{{ 'aGVsbG8=' | b64dec }}"), "hello");
+        assert_eq!(ok("{{ Params.name | b64enc | b64dec }}"), "web");
+        let e = fails("{{ 'not base64!' | b64dec }}", "b64dec");
+        assert!(e.contains("not valid base64"), "{e}");
+        fails("{{ '/w==' | b64dec }}", "UTF-8");
+        fails("{{ Params.map | b64enc }}", "b64enc");
+    }
+
+    #[test]
+    fn hashes_are_lowercase_hex() {
+        assert_eq!(
+            ok("{{ 'abc' | sha256sum }}"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            ok("{{ 'abc' | sha1sum }}"),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        fails("{{ Params.list | sha256sum }}", "sha256sum");
+        fails("{{ Params.map | sha1sum }}", "sha1sum");
+    }
+
+    #[test]
+    fn json_in_and_out() {
+        assert_eq!(ok("{{ Params.map | toJson }}"), r#"{"z":1,"a":2}"#);
+        assert_eq!(ok("{{ Params.name | toJson }}"), r#""web""#);
+        assert_eq!(
+            ok("{% set j = Params.json | fromJson %}{{ j.a | join(sep=',') }}"),
+            "1,2"
+        );
+        let e = fails("{{ '{nope' | fromJson }}", "fromJson");
+        assert!(e.contains("not valid JSON"), "{e}");
+        fails("{{ Params.port | fromJson }}", "fromJson");
+    }
+
+    #[test]
+    fn to_yaml_nests_with_nindent() {
+        assert_eq!(ok("{{ Params.map | toYaml }}"), "z: 1\na: 2");
+        assert_eq!(
+            ok("root:{{ Params.map | toYaml | nindent(width=2) }}"),
+            "root:\n  z: 1\n  a: 2"
+        );
+        assert_eq!(ok("{{ ['x', 1] | toYaml }}"), "- x\n- 1");
+    }
+
+    #[test]
+    fn random_strings_have_the_length_and_alphabet_asked_for() {
+        let an = ok("{{ randAlphaNum(length=64) }}");
+        assert_eq!(an.len(), 64);
+        assert!(an.chars().all(|c| c.is_ascii_alphanumeric()), "{an}");
+        let a = ok("{{ randAlpha(length=40) }}");
+        assert_eq!(a.len(), 40);
+        assert!(a.chars().all(|c| c.is_ascii_alphabetic()), "{a}");
+        let n = ok("{{ randNumeric(length=30) }}");
+        assert_eq!(n.len(), 30);
+        assert!(n.chars().all(|c| c.is_ascii_digit()), "{n}");
+        assert_eq!(ok("{{ randAlpha(length=0) }}"), "");
+        // Two 64-character secrets colliding would mean the generator is not random at all.
+        assert_ne!(an, ok("{{ randAlphaNum(length=64) }}"));
+        fails("{{ randAlphaNum() }}", "randAlphaNum");
+        fails("{{ randAlpha(length=-1) }}", "randAlpha");
+        fails("{{ randNumeric(length='8') }}", "randNumeric");
+    }
+
+    #[test]
+    fn uuidv4_is_a_version_4_uuid() {
+        let u = ok("{{ uuidv4() }}");
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{u}"
+        );
+        assert!(parts[2].starts_with('4'), "{u}");
+        assert!(
+            matches!(parts[3].chars().next(), Some('8' | '9' | 'a' | 'b')),
+            "{u}"
+        );
+        assert_ne!(u, ok("{{ uuidv4() }}"));
+    }
+
+    #[test]
+    fn now_and_date_are_teras() {
+        let year = ok("{{ now() | date(format='%Y') }}");
+        assert_eq!(year.len(), 4);
+        assert!(year.chars().all(|c| c.is_ascii_digit()), "{year}");
+        assert_eq!(
+            ok("{{ '2024-03-05T10:20:30Z' | date(format='%d.%m.%Y %H:%M') }}"),
+            "05.03.2024 10:20"
+        );
+        fails("{{ 'yesterday' | date(format='%Y') }}", "date");
+    }
+
+    #[test]
+    fn int_is_teras_and_atoi_is_strict() {
+        assert_eq!(ok("{% set p = '42' | int %}{{ p + 1 }}"), "43");
+        assert_eq!(ok("{% set p = Params.ports | atoi %}{{ p + 1 }}"), "8081");
+        assert_eq!(ok("{{ ' 7 ' | atoi }}"), "7");
+        assert_eq!(ok("{{ Params.port | atoi }}"), "8080");
+        let e = fails("{{ 'eighty' | atoi }}", "atoi");
+        assert!(e.contains("not a whole number"), "{e}");
+        fails("{{ '1.5' | atoi }}", "atoi");
+        fails("{{ Params.list | atoi }}", "atoi");
+    }
+
+    #[test]
+    fn add_sums_numbers_and_numeric_strings() {
+        assert_eq!(ok("{{ Params.port | add(value=1) }}"), "8081");
+        assert_eq!(ok("{{ Params.ports | add(value=-80) }}"), "8000");
+        assert_eq!(ok("{{ 1 | add(value=0.5) }}"), "1.5");
+        fails("{{ 1 | add }}", "add");
+        fails("{{ 'x' | add(value=1) }}", "add");
+        fails("{{ 1 | add(value=Params.map) }}", "add");
+        fails("{{ 9223372036854775807 | add(value=1) }}", "overflow");
+    }
+
+    #[test]
+    fn max_and_min() {
+        assert_eq!(ok("{{ max(values=Params.nums) }}"), "7");
+        assert_eq!(ok("{{ min(values=Params.nums) }}"), "-2");
+        assert_eq!(ok("{{ max(values=[1, 2.5]) }}"), "2.5");
+        assert_eq!(ok("{{ min(values=['10', 9]) }}"), "9");
+        let e = fails("{{ max(values=[]) }}", "max");
+        assert!(e.contains("empty"), "{e}");
+        fails("{{ min(values=[1, 'x']) }}", "min");
+        fails("{{ max(values=3) }}", "max");
+        fails("{{ min() }}", "min");
+    }
+
+    #[test]
+    fn list_and_dict() {
+        assert_eq!(ok("{{ list(values=[1, 'a']) | toJson }}"), r#"[1,"a"]"#);
+        assert_eq!(
+            ok("{{ dict(port=80, name=Params.name) | toJson }}"),
+            r#"{"name":"web","port":80}"#
+        );
+        assert_eq!(ok("{{ dict() | toJson }}"), "{}");
+        fails("{{ list() }}", "list");
+        fails("{{ list(values='a') }}", "list");
+    }
+
+    #[test]
+    fn keys_and_has_key() {
+        assert_eq!(ok("{{ Params.map | keys | join(sep=',') }}"), "z,a");
+        assert_eq!(ok("{{ Params.map | hasKey(key='a') }}"), "true");
+        assert_eq!(ok("{{ Params.map | hasKey(key='q') }}"), "false");
+        assert_eq!(ok("{{ Params | hasKey(key='name') }}"), "true");
+        fails("{{ Params.list | keys }}", "keys");
+        fails("{{ Params.map | hasKey }}", "hasKey");
+        fails("{{ Params.name | hasKey(key='a') }}", "hasKey");
+    }
+
+    #[test]
+    fn sort_alpha_sorts_by_text() {
+        assert_eq!(ok("{{ Params.list | sortAlpha | join(sep='') }}"), "aabc");
+        assert_eq!(
+            ok("{{ Params.mixed | sortAlpha | toJson }}"),
+            r#"["10",2,3]"#
+        );
+        fails("{{ Params.map | sortAlpha }}", "sortAlpha");
+    }
+
+    #[test]
+    fn env_function_with_fallback() {
+        assert_eq!(ok("{{ env(name='USER') }}"), "alice");
+        assert_eq!(ok("{{ env(name='EMPTY', default='x') }}"), "");
+        assert_eq!(ok("{{ env(name='NOPE', default='y') }}"), "y");
+        let e = fails("{{ env(name='NOPE') }}", "env");
+        assert!(e.contains("NOPE is not set"), "{e}");
+        fails("{{ env() }}", "env");
+        fails("{{ env(name=[1]) }}", "env");
+    }
+
+    #[test]
+    fn sprig_emptiness() {
+        use serde_json::Value;
+        assert!(super::is_empty(&Value::Null));
+        assert!(super::is_empty(&json!(0.0)));
+        assert!(!super::is_empty(&json!(0.1)));
+        assert!(!super::is_empty(&json!(" ")));
+    }
+}
