@@ -2,6 +2,31 @@
 //!
 //! The binary (`main.rs`) is a thin shell over this library: it parses the command line, sets up
 //! logging, dispatches to a mode and maps errors to exit codes.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `cli` | the command line and logging set-up |
+//! | `config` | loading `*.hcl` into a validated plan, with positions for every error |
+//! | `up` | sequencing the phases of `gantry up`; `gantry check` |
+//! | `flags` | the flags-only init mode (`gantry -- CMD`) |
+//! | `render` | `file` blocks: tera templates, the sprig-like library, atomic writes, dry-run/diff |
+//! | `renderfiles_cmd` | `gantry renderfiles`: render every file, then exec a command |
+//! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
+//! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
+//! | `output` | where job output goes (passthrough, files, timestamps) |
+//! | `sys` | the system calls; the only `unsafe` code |
+//! | `signals`, `timestamp`, `exit` | signal names, output timestamps, exit codes |
 
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod flags;
+pub mod output;
+pub mod reaper;
 pub mod render;
+pub mod renderfiles_cmd;
 pub mod signals;
+pub mod supervisor;
+pub mod sys;
+pub mod timestamp;
+pub mod up;

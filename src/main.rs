@@ -1,1 +1,36 @@
-fn main() {}
+//! The `gantry` binary: parse, set up logging, dispatch, exit with the mode's code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gantry::cli::{self, Cli, Command};
+use gantry::{flags, renderfiles_cmd, up};
+
+fn main() -> ExitCode {
+    let args = flags::preprocess_args(std::env::args().collect());
+    let cli = Cli::parse_from(args);
+    let code = match &cli.command {
+        Some(Command::Up(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            up::up(args)
+        }
+        Some(Command::Check(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            up::check(args)
+        }
+        Some(Command::Renderfiles(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            renderfiles_cmd::main(args)
+        }
+        Some(Command::Version) => {
+            println!("gantry {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        None => {
+            // Quiet by default, like tini: an init should not add to the container's log.
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            flags::run(&cli.init, &cli.cmd)
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,9 +1,9 @@
 //! The render phase: `file` blocks turned into files on disk.
 //!
-//! Owns the [`FileSpec`] a `file` block becomes, rendering specs with tera ([`render_all`]), writing
+//! Owns the `file` block's schema ([`file_from_block`]), the [`FileSpec`] it becomes, rendering specs with tera ([`render_all`]), writing
 //! the results atomically ([`write_all`]) and showing what would change ([`dry_run`], [`diff`]). It
-//! does not parse HCL (the config loader builds the specs) and does not run anything afterwards (that is
-//! `renderfiles` and `up`).
+//! does not parse HCL (`config` does, and hands each `file` block to [`file_from_block`]) and does not
+//! run anything afterwards (that is `renderfiles` and `up`).
 //!
 //! # Two steps, on purpose
 //!
@@ -26,6 +26,7 @@
 //! `randAlphaNum` secret generated on first boot stays the same on every later boot, and the template
 //! may read variables that are only set on first boot.
 
+mod block;
 mod funcs;
 mod preview;
 mod template;
@@ -35,6 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use block::{describe, file_from_block};
 pub use preview::{diff, dry_run};
 pub use template::{render as render_template, TemplateError, TemplateErrorKind};
 pub use write::{write_atomic, WriteError, WriteOptions, WriteOutcome};

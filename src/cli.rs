@@ -1,0 +1,71 @@
+//! The command line: every mode, its flags, and logging set-up.
+//!
+//! Raw flags only: each mode's module turns its arguments into what it runs. `main.rs` parses, calls
+//! [`init_logging`], and dispatches.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::flags::InitArgs;
+use crate::renderfiles_cmd::RenderfilesArgs;
+use crate::up::{CheckArgs, UpArgs};
+
+/// A readiness-gated boot orchestrator and init for containers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gantry",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Flags-only mode (an init like tini):\n  gantry [OPTIONS] -- CMD [ARGS...] [--- CMD [ARGS...]]...\n\nExit codes: the deciding job's code, 128+N if it died of signal N, 126/127 if it could not be\nexecuted / was not found; 2 usage, 65 render failed, 70 internal error, 71 boot job failed,\n75 probe timeout, 78 configuration error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub init: InitArgs,
+
+    /// Log format for gantry's own messages (job output is never reformatted).
+    #[arg(long, value_enum, global = true, env = "GANTRY_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// The command(s) to run in flags-only mode, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the full orchestrator: render, boot, probe, run, watch.
+    Up(UpArgs),
+    /// Validate the configuration and print the plan.
+    Check(CheckArgs),
+    /// Render every `file` block, then exec CMD (which takes gantry's PID).
+    Renderfiles(RenderfilesArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets up `tracing` on stderr. The level comes from `GANTRY_LOG` (`error`, `warn`, `info`, `debug`,
+/// `trace`), else `default_level`.
+pub fn init_logging(format: LogFormat, default_level: tracing::Level) {
+    let level = std::env::var("GANTRY_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(default_level);
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(nix::unistd::isatty(2).unwrap_or(false))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

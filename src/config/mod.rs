@@ -1,0 +1,431 @@
+//! Loading a configuration directory into a validated [`Plan`].
+//!
+//! This module owns finding the files (every `*.hcl` under the directory, recursively, in lexical
+//! order, a Kubernetes ConfigMap mount counted once), parsing them ([`node`]), reading the top-level
+//! blocks ([`model`] for `job` and `boot`; other phases read their own blocks) and the checks that span
+//! files, such as duplicate names. It reports every mistake at once ([`Errors`]). It does not run
+//! anything.
+
+pub mod error;
+pub mod model;
+pub mod node;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Errors};
+pub use model::{Attempts, BootJob, CommandSpec, JobSpec, OutputSpec, Pending, Plan, StopSpec};
+pub use node::{parse_duration, Block, Pos, Reader};
+
+/// Where `gantry up` looks when `-c` is not given.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/gantry.d";
+
+/// The top-level block kinds gantry knows.
+const TOP_LEVEL: &[&str] = &["job", "boot", "file", "probe"];
+
+/// Every `*.hcl` file under `dir`, recursively, sorted by path.
+///
+/// Entries whose name starts with `..` are skipped: a Kubernetes ConfigMap or Secret volume holds the
+/// real files in a `..<timestamp>` directory behind a `..data` symlink, and exposes each key as a
+/// symlink at the top; reading only the top-level names loads each file once. Files reached twice
+/// through other symlinks are also loaded once.
+pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        ConfigError::general(format!(
+            "cannot read config directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    if meta.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    let mut seen_files = HashSet::new();
+    walk(dir, &mut files, &mut seen_dirs, &mut seen_files)?;
+    files.sort();
+    Ok(files)
+}
+
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    seen_dirs: &mut HashSet<PathBuf>,
+    seen_files: &mut HashSet<PathBuf>,
+) -> Result<(), ConfigError> {
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !seen_dirs.insert(canonical) {
+        return Ok(()); // a symlink loop or a second way to the same directory
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::general(format!(
+            "cannot list config directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref().is_some_and(|n| n.starts_with("..")) {
+            continue;
+        }
+        // Follow symlinks: a ConfigMap's files are symlinks.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // a dangling symlink is not a config file
+        };
+        if meta.is_dir() {
+            walk(&path, files, seen_dirs, seen_files)?;
+        } else if path.extension().is_some_and(|e| e == "hcl") {
+            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if seen_files.insert(canonical) {
+                files.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses every file and merges the top-level blocks, in file order.
+pub fn parse_files(files: &[PathBuf], errors: &mut Errors) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let root = node::parse_file(file, &text, errors);
+                for attr in &root.attrs {
+                    errors.push(ConfigError::at(
+                        attr.pos.clone(),
+                        format!(
+                            "attribute {:?} must be inside a block (job, boot, file or probe)",
+                            attr.key
+                        ),
+                    ));
+                }
+                blocks.extend(root.blocks);
+            }
+            Err(e) => errors.push(ConfigError::in_file(file, format!("cannot read: {e}"))),
+        }
+    }
+    blocks
+}
+
+/// Loads `dir` into a plan, or every error found.
+pub fn load(dir: &Path) -> Result<Plan, Errors> {
+    let mut errors = Errors::default();
+    let files = match discover(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            errors.push(e);
+            return Err(errors);
+        }
+    };
+    if files.is_empty() {
+        errors.push(ConfigError::general(format!(
+            "no *.hcl files in {}",
+            dir.display()
+        )));
+        return Err(errors);
+    }
+    let blocks = parse_files(&files, &mut errors);
+    let plan = build_plan(&blocks, &mut errors);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads top-level blocks into a plan, collecting errors.
+pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
+    let mut plan = Plan::default();
+    let mut job_names: HashMap<String, Pos> = HashMap::new();
+    let mut boot_names: HashMap<String, Pos> = HashMap::new();
+    let mut file_targets: HashMap<String, Pos> = HashMap::new();
+    for block in blocks {
+        match block.kind.to_ascii_lowercase().as_str() {
+            // Names are checked before the body so that a duplicate is reported even when the
+            // block has other mistakes.
+            "job" => {
+                let unique = check_unique("job", block, &mut job_names, errors);
+                if let Some(job) = model::job_from_block(block, errors, &mut plan.pending) {
+                    if unique {
+                        plan.jobs.push(job);
+                    }
+                }
+            }
+            "boot" => {
+                let unique = check_unique("boot", block, &mut boot_names, errors);
+                if let Some(boot) = model::boot_from_block(block, errors) {
+                    if unique {
+                        plan.boot.push(boot);
+                    }
+                }
+            }
+            "file" => {
+                let unique = check_unique("file", block, &mut file_targets, errors);
+                if let Some(file) = crate::render::file_from_block(block, errors) {
+                    if unique {
+                        plan.files.push(file);
+                    }
+                }
+            }
+            // SEAM(probes): `probe` blocks are read by their own module.
+            "probe" => plan.pending.push(Pending {
+                kind: block.kind.to_ascii_lowercase(),
+                title: block.title(),
+                pos: block.pos.clone(),
+            }),
+            _ => errors.push(
+                ConfigError::at(
+                    block.pos.clone(),
+                    format!(
+                        "unknown block {:?} (gantry knows job, boot, file and probe)",
+                        block.kind
+                    ),
+                )
+                .with_hint(node::suggest(&block.kind, TOP_LEVEL)),
+            ),
+        }
+    }
+    plan
+}
+
+fn check_unique(
+    kind: &str,
+    block: &Block,
+    seen: &mut HashMap<String, Pos>,
+    errors: &mut Errors,
+) -> bool {
+    let Some(name) = block.labels.first() else {
+        return true; // the missing name is reported by the block's reader
+    };
+    let pos = &block.pos;
+    if let Some(first) = seen.get(name) {
+        errors.push(ConfigError::at(
+            pos.clone(),
+            format!("{kind} {name:?} is defined twice (first at {first})"),
+        ));
+        return false;
+    }
+    seen.insert(name.clone(), pos.clone());
+    true
+}
+
+/// The plan as `gantry check` prints it: phases in order, each job with its restart policy.
+pub fn describe_plan(plan: &Plan) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if plan.files.is_empty() {
+        let _ = writeln!(out, "1. render: nothing to render");
+    } else {
+        let _ = writeln!(
+            out,
+            "1. render: {} file(s), all rendered before any is written",
+            plan.files.len()
+        );
+        for f in &plan.files {
+            let _ = writeln!(out, "   - {}", crate::render::describe(f));
+        }
+    }
+    if plan.boot.is_empty() {
+        let _ = writeln!(out, "2. boot: no boot jobs");
+    } else {
+        let _ = writeln!(
+            out,
+            "2. boot: {} job(s), in parallel, each to completion",
+            plan.boot.len()
+        );
+        for b in &plan.boot {
+            let timeout = b
+                .timeout
+                .map_or_else(|| "no timeout".to_string(), |t| format!("timeout {t:?}"));
+            let fail = if b.can_fail { ", may fail" } else { "" };
+            let _ = writeln!(
+                out,
+                "   - {}: {} ({timeout}{fail})",
+                b.name,
+                b.command.display()
+            );
+        }
+    }
+    let _ = writeln!(out, "3. probe: nothing to wait for");
+    if plan.jobs.is_empty() {
+        let _ = writeln!(out, "4. run: no jobs");
+    } else {
+        let _ = writeln!(out, "4. run: {} job(s)", plan.jobs.len());
+        for j in &plan.jobs {
+            let attempts = match j.max_attempts {
+                Attempts::Forever => "restart forever".to_string(),
+                Attempts::Limited(n) => format!("up to {n} attempt(s)"),
+            };
+            let policy = if j.one_time {
+                format!("one-time (a clean exit completes it; failures: {attempts})")
+            } else {
+                attempts
+            };
+            let fail = if j.can_fail {
+                "may fail"
+            } else {
+                "failure stops gantry"
+            };
+            let _ = writeln!(
+                out,
+                "   - {}: {} ({policy}; {fail}; stop {} then SIGKILL after {:?})",
+                j.name,
+                j.command.display(),
+                crate::signals::Name(j.stop.first_signal()),
+                j.stop.total()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "5. shutdown: on SIGTERM/SIGINT or when a job that may not fail gives up"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(text: &str) -> Result<Plan, Errors> {
+        let mut errors = Errors::default();
+        let root = node::parse_file(Path::new("test.hcl"), text, &mut errors);
+        let plan = build_plan(&root.blocks, &mut errors);
+        if errors.is_empty() {
+            Ok(plan)
+        } else {
+            Err(errors)
+        }
+    }
+
+    #[test]
+    fn mittnite_job_attributes() {
+        let plan = plan_of(
+            r#"
+            job "foo" {
+              command = "/usr/local/bin/foo"
+              args = ["bar"]
+              env = ["ENABLED=1", "BAR=\"BAZ\""]
+              maxAttempts = -1
+              canFail = false
+              workingDirectory = "/some/path"
+              stdout = "/tmp/foo.log"
+              stderr = "/tmp/foo-errors.log"
+              oneTime = true
+              controllable = true
+              enableTimestamps = true
+              timestampFormat = "RFC3339"
+            }
+            "#,
+        )
+        .expect("valid");
+        let job = &plan.jobs[0];
+        assert_eq!(job.name, "foo");
+        assert_eq!(job.command.args, vec!["bar"]);
+        assert_eq!(
+            job.command.env,
+            vec![
+                ("ENABLED".into(), "1".into()),
+                ("BAR".into(), "\"BAZ\"".into())
+            ]
+        );
+        assert_eq!(job.max_attempts, Attempts::Forever);
+        assert!(job.one_time && job.controllable && !job.can_fail);
+        assert_eq!(job.command.working_dir, Some(PathBuf::from("/some/path")));
+        assert!(job.command.output.timestamps.is_some());
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_labels_may_be_bare() {
+        let plan =
+            plan_of("job webserver {\n COMMAND = \"x\"\n maxattempts = 5\n}\n").expect("valid");
+        assert_eq!(plan.jobs[0].name, "webserver");
+        assert_eq!(plan.jobs[0].max_attempts, Attempts::Limited(5));
+    }
+
+    #[test]
+    fn boot_timeout_defaults_and_zero_means_none() {
+        let plan = plan_of(
+            "boot \"a\" { command = \"x\" }\nboot \"b\" {\n command = \"x\"\n timeout = \"0s\"\n}\n",
+        )
+        .expect("valid");
+        assert_eq!(plan.boot[0].timeout, Some(model::DEFAULT_BOOT_TIMEOUT));
+        assert_eq!(plan.boot[1].timeout, None);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_line_and_hint() {
+        let errors = plan_of(
+            "job \"a\" {\n  comand = \"x\"\n}\njob \"b\" {\n  command = \"y\"\n  maxAttempts = \"many\"\n}\njobs \"c\" {}\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(
+            text.contains(
+                "test.hcl:2:3: job \"a\": unknown attribute \"comand\" (did you mean \"command\"?)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:1:1: job \"a\": attribute \"command\" is required"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "test.hcl:6:17: job \"b\": attribute \"maxAttempts\": expected a whole number"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:8:1: unknown block \"jobs\""),
+            "{text}"
+        );
+        assert!(text.contains("did you mean \"job\"?"), "{text}");
+        assert_eq!(errors.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let errors = plan_of("job \"a\" {\n  command = \n}\n").expect_err("invalid");
+        let e = &errors.0[0];
+        let pos = e.pos.as_ref().expect("position");
+        assert_eq!(pos.line, 2, "{e}");
+        assert!(e.message.contains("syntax"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_job_names_are_an_error() {
+        let errors = plan_of("job \"a\" { command = \"x\" }\njob \"a\" { command = \"y\" }\n")
+            .expect_err("duplicate");
+        assert!(errors
+            .to_string()
+            .contains("job \"a\" is defined twice (first at test.hcl:1:1)"));
+    }
+
+    #[test]
+    fn other_phases_are_pending_not_ignored() {
+        let plan = plan_of(
+            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n}\n",
+        )
+        .expect("valid");
+        let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["watch"]);
+        assert_eq!(plan.files.len(), 1);
+    }
+
+    #[test]
+    fn bad_values() {
+        let errors = plan_of(
+            "job \"a\" {\n command = \"x\"\n env = [\"NOEQUALS\"]\n stopSignal = \"SIGNOPE\"\n stopTimeout = \"soon\"\n canFail = 3\n}\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert!(text.contains("NOEQUALS"), "{text}");
+        assert!(text.contains("SIGNOPE"), "{text}");
+        assert!(text.contains("invalid duration \"soon\""), "{text}");
+        assert!(text.contains("canFail"), "{text}");
+    }
+}

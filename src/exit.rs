@@ -1,0 +1,63 @@
+//! Exit statuses: how a process ended, and the codes gantry itself exits with.
+//!
+//! gantry's exit code is the deciding job's: its own code, 128+N when it died of signal N, 126 when its
+//! command could not be executed and 127 when it was not found. gantry's own failures use codes from
+//! the BSD `sysexits` range, chosen so that they are unlikely to be mistaken for a job's; the README
+//! lists them.
+
+use std::fmt;
+
+/// The command line was wrong (clap's own errors exit 2, as every CLI does).
+pub const USAGE: i32 = 2;
+/// A template could not be rendered or a file could not be written.
+pub const RENDER_FAILED: i32 = 65;
+/// gantry itself hit an error it cannot recover from (e.g. it could not set up signal handling).
+pub const INTERNAL: i32 = 70;
+/// A boot job failed or timed out and may not fail.
+pub const BOOT_FAILED: i32 = 71;
+/// A probe did not become ready before the wait deadline.
+pub const PROBE_TIMEOUT: i32 = 75;
+/// The configuration is invalid.
+pub const CONFIG: i32 = 78;
+/// A command was found but could not be executed.
+pub const CANNOT_EXECUTE: i32 = 126;
+/// A command was not found.
+pub const NOT_FOUND: i32 = 127;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+
+    /// The shell convention: the code itself, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+
+    /// The status a command has when it could not be started at all (as a shell reports it).
+    pub fn from_spawn_error(err: &std::io::Error) -> Self {
+        match err.kind() {
+            std::io::ErrorKind::NotFound => ExitStatus::Code(NOT_FOUND),
+            _ => ExitStatus::Code(CANNOT_EXECUTE),
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by {}", crate::signals::Name(*s)),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The one owner of `waitpid`: spawning children, reaping every exit, and reading signals.
+//!
+//! **Why one owner.** A process-wide `waitpid(-1)` (needed to reap orphans, which a PID 1 inherits)
+//! and a per-child `wait` race for the same exit status; mittnite, go-init-sentinel and dinit all lose
+//! exit codes this way. gantry has no per-child wait at all: every child is started through
+//! [`Reaper::spawn`], which registers the pid before returning, and a single loop ([`Reaper::reap`],
+//! run on every SIGCHLD) collects every exit with `waitpid(-1, WNOHANG)` and hands the status of a
+//! registered pid to whoever spawned it. Unregistered pids are adopted orphans: they are reaped and
+//! counted. Nothing else in gantry may call `wait`, `std::process::Child::wait` or use
+//! `tokio::process`.
+//!
+//! **No race at registration.** The registry lock is held across `fork`/`exec` and the insertion, so
+//! the reaper can never see a pid exit before it is known. (On the current-thread runtime gantry uses,
+//! the reaper task cannot even run during a spawn; the lock makes the rule hold regardless.)
+//!
+//! **Signals** are blocked in every thread and read from one signalfd by [`signal_loop`]: SIGCHLD
+//! drives the reaper, every other signal is passed on to the supervisor as a plain number.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::config::CommandSpec;
+use crate::exit::ExitStatus;
+use crate::sys::{self, ChildSetup};
+
+/// A child that was started and whose exit will be delivered on `exit`.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub exit: oneshot::Receiver<ExitStatus>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Routes exit statuses to the tasks that own the children.
+#[derive(Debug, Default)]
+pub struct Reaper {
+    waiters: Mutex<HashMap<i32, oneshot::Sender<ExitStatus>>>,
+    changed: Notify,
+    orphans: AtomicU64,
+}
+
+impl Reaper {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Reaper::default())
+    }
+
+    fn registry(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<ExitStatus>>> {
+        // A poisoned lock only means another thread panicked while holding it; the map is still
+        // consistent (every operation on it is a single insert or remove).
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `spec` as a child with gantry's process model and registers it for reaping.
+    pub fn spawn(
+        &self,
+        spec: &CommandSpec,
+        setup: ChildSetup,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> io::Result<Spawned> {
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr);
+        if let Some(dir) = &spec.working_dir {
+            cmd.current_dir(dir);
+        }
+        sys::prepare_child(&mut cmd, setup);
+        let (tx, rx) = oneshot::channel();
+        let mut registry = self.registry();
+        let mut child = cmd.spawn()?;
+        let pid = child.id() as i32;
+        registry.insert(pid, tx);
+        drop(registry);
+        let stdout = child.stdout.take().map(OwnedFd::from);
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        // Dropping `child` does not wait for it; the reaper owns that.
+        drop(child);
+        Ok(Spawned {
+            pid,
+            exit: rx,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Reaps every child that has exited. Returns `true` when gantry has no children left at all.
+    pub fn reap(&self) -> bool {
+        let mut none_left = false;
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    self.deliver(pid.as_raw(), ExitStatus::Code(code))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.deliver(pid.as_raw(), ExitStatus::Signaled(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue, // stopped/continued: not an exit
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => {
+                    none_left = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("waitpid failed: {e}");
+                    break;
+                }
+            }
+        }
+        self.changed.notify_waiters();
+        none_left
+    }
+
+    fn deliver(&self, pid: i32, status: ExitStatus) {
+        match self.registry().remove(&pid) {
+            Some(tx) => {
+                // The owner may have gone away (e.g. gantry is exiting); nothing to do then.
+                let _ = tx.send(status);
+            }
+            None => {
+                self.orphans.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(pid, %status, "reaped an orphan");
+            }
+        }
+    }
+
+    /// How many adopted orphans have been reaped so far.
+    pub fn orphans_reaped(&self) -> u64 {
+        self.orphans.load(Ordering::Relaxed)
+    }
+
+    /// Resolves after the next reaping pass.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, the rest go to `to_supervisor`.
+pub async fn signal_loop(
+    fd: OwnedFd,
+    reaper: Arc<Reaper>,
+    to_supervisor: mpsc::UnboundedSender<i32>,
+) {
+    let afd = match sys::async_signalfd(fd) {
+        Ok(afd) => afd,
+        Err(e) => {
+            tracing::error!("cannot poll the signalfd: {e}");
+            return;
+        }
+    };
+    // Children may have exited before the loop started.
+    reaper.reap();
+    loop {
+        let mut guard = match afd.readable().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("signalfd: {e}");
+                return;
+            }
+        };
+        loop {
+            match sys::read_signal(guard.get_inner()) {
+                Ok(Some(libc::SIGCHLD)) => {
+                    reaper.reap();
+                }
+                Ok(Some(sig)) => {
+                    let _ = to_supervisor.send(sig);
+                }
+                Ok(None) => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("reading the signalfd: {e}");
+                    guard.clear_ready();
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The system calls an init needs, and the only place in gantry with `unsafe` code.
+//!
+//! This module owns: blocking signals so that they are read from a `signalfd` instead of interrupting
+//! the program (the way tini uses `sigtimedwait`), becoming a child subreaper, and the steps a child
+//! takes between `fork` and `exec` (its own process group, the terminal's foreground, a clean signal
+//! mask and default dispositions, no inherited descriptors beyond 0–2). Reaping and deciding what an
+//! exit means live in `reaper` and `supervisor`; this module only talks to the kernel.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::signal::Signal;
+
+/// Signals that are never blocked or caught: they report faults in gantry itself and must keep
+/// their default action (blocking a synchronous SIGSEGV is undefined behaviour).
+pub const FAULT_SIGNALS: &[i32] = &[
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// Every signal gantry reads from its signalfd: all catchable signals but the fault signals.
+pub fn caught_signals() -> Vec<i32> {
+    (1..=libc::SIGRTMAX())
+        .filter(|s| {
+            *s != libc::SIGKILL
+                && *s != libc::SIGSTOP
+                && !FAULT_SIGNALS.contains(s)
+                // glibc reserves the first real-time signals for its own threads.
+                && !(*s > libc::SIGSYS && *s < libc::SIGRTMIN())
+        })
+        .collect()
+}
+
+/// A raw signal set of the given numbers (real-time signals included, which `nix::Signal` lacks).
+fn raw_sigset(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigemptyset fully initialises the set before it is read; sigaddset only writes into it
+    // and rejects numbers out of range with an error we can ignore (the list comes from 1..=SIGRTMAX).
+    unsafe {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        let mut set = set.assume_init();
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks every caught signal in the calling thread. Call before any other thread exists so that
+/// every thread inherits the mask and signals are only ever read from the signalfd.
+pub fn block_signals() -> io::Result<()> {
+    let set = raw_sigset(&caught_signals());
+    // SAFETY: `set` is a valid, initialised sigset; the old mask is not requested.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec signalfd for every caught signal (they must already be blocked).
+pub fn open_signalfd() -> io::Result<OwnedFd> {
+    let set = raw_sigset(&caught_signals());
+    // SAFETY: `set` is valid; -1 asks for a new descriptor, which we own from here on.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Registers a signalfd with the runtime so that it can be awaited.
+pub fn async_signalfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes ownership of the descriptor; nothing else can close or replace it
+    // while it is registered.
+    unsafe { tokio::io::unix::AsyncFd::register(fd).map_err(|e| e.into_parts().1) }
+}
+
+/// Reads one pending signal from a signalfd: `Ok(None)` when none is pending.
+pub fn read_signal(fd: &OwnedFd) -> io::Result<Option<i32>> {
+    let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit();
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: we read at most `size` bytes into a buffer of exactly that size.
+    let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+    if n == -1 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock => Ok(None),
+            io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        };
+    }
+    if n as usize != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short read from signalfd",
+        ));
+    }
+    // SAFETY: the kernel filled the whole struct (checked above).
+    let info = unsafe { info.assume_init() };
+    Ok(Some(info.ssi_signo as i32))
+}
+
+/// Makes orphaned descendants re-parent to this process, as they would to PID 1.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The kernel's `struct sigaction` (not glibc's): handler SIG_DFL (0), no flags, empty mask.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// What a child does between fork and exec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildSetup {
+    /// Put the child in a new process group of its own (pgid = pid).
+    pub new_process_group: bool,
+    /// Make that group the foreground group of the terminal on stdin (so Ctrl-C reaches it).
+    pub foreground: bool,
+}
+
+/// Arranges for `cmd`'s child to start with gantry's process model: own process group, optional
+/// terminal foreground, empty signal mask, default signal dispositions, and every descriptor ≥ 3
+/// closed on exec.
+pub fn prepare_child(cmd: &mut Command, setup: ChildSetup) {
+    let max_signal = libc::SIGRTMAX();
+    let closure = move || -> io::Result<()> {
+        // Only async-signal-safe calls below: this runs in the forked child.
+        // SAFETY: see the comment on `pre_exec` below.
+        unsafe {
+            if setup.new_process_group && libc::setpgid(0, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if setup.foreground && libc::isatty(0) == 1 {
+                // SIGTTOU is still blocked (inherited mask), so a background group may take the terminal.
+                libc::tcsetpgrp(0, libc::getpgrp());
+            }
+            for sig in 1..=max_signal {
+                if sig != libc::SIGKILL
+                    && sig != libc::SIGSTOP
+                    && libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR
+                {
+                    // glibc refuses the signals it reserves (32, 33), yet a parent may have left
+                    // them ignored: reset them with the raw system call.
+                    let action = KernelSigaction::default();
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &action as *const KernelSigaction,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        std::mem::size_of::<u64>(),
+                    );
+                }
+            }
+            let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(empty.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
+            // Mark every descriptor ≥ 3 close-on-exec rather than closing it: std keeps a CLOEXEC pipe
+            // open to report exec failures, and closing it would hide them.
+            if libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                let mut max = libc::sysconf(libc::_SC_OPEN_MAX);
+                if !(0..=1 << 20).contains(&max) {
+                    max = 1 << 16;
+                }
+                for fd in 3..max as i32 {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 {
+                        libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only makes async-signal-safe system calls (setpgid, isatty, tcsetpgrp,
+    // signal, sigemptyset, pthread_sigmask, syscall, sysconf, fcntl) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(closure);
+    }
+}
+
+/// Sends `signal` to a process (`group = false`) or to its whole process group.
+pub fn send_signal(pid: i32, signal: i32, group: bool) -> io::Result<()> {
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(target, signal) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `signal` to every process this one may signal except itself (only meaningful as PID 1 of
+/// a namespace, where that is exactly "every descendant").
+pub fn signal_all_as_pid1(signal: i32) -> io::Result<()> {
+    send_signal(-1, signal, false)
+}
+
+/// True when the calling process is the `init` of its PID namespace.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Converts a `nix` signal for APIs that want one; real-time signals have no `Signal` value.
+pub fn nix_signal(n: i32) -> Option<Signal> {
+    Signal::try_from(n).ok()
+}

@@ -1,0 +1,125 @@
+//! `gantry up` and `gantry check`: the full orchestrator over a configuration directory.
+//!
+//! This module sequences the phases — render, boot, probe, run, shutdown — over the plan that
+//! `config` built. It owns no process logic of its own: each phase is run by the module that owns it.
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+
+use crate::config::{self, Plan};
+use crate::exit;
+use crate::supervisor::{self, Cause, RunOptions};
+
+/// Arguments of `gantry up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Directory with the *.hcl configuration (read recursively, in lexical order).
+    #[arg(short = 'c', long = "config-dir", env = "GANTRY_CONFIG_DIR", default_value = config::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+    /// Stay up after every job has ended, until SIGTERM or SIGINT.
+    #[arg(long)]
+    pub keep_running: bool,
+}
+
+/// Arguments of `gantry check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Directory with the *.hcl configuration.
+    #[arg(short = 'c', long = "config-dir", env = "GANTRY_CONFIG_DIR", default_value = config::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+}
+
+/// Loads and validates; prints every error and returns `Err(exit code)` on failure.
+pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
+    let plan = match config::load(dir) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            eprint!("gantry: {errors}");
+            return Err(exit::CONFIG);
+        }
+    };
+    if !plan.pending.is_empty() {
+        eprintln!("gantry: this build cannot run every block of the configuration yet:");
+        for p in &plan.pending {
+            eprintln!(
+                "  {}: {}: {} blocks are recognised but not supported yet",
+                p.pos, p.title, p.kind
+            );
+        }
+        return Err(exit::CONFIG);
+    }
+    Ok(plan)
+}
+
+/// `gantry check`: validate and print the plan.
+pub fn check(args: &CheckArgs) -> i32 {
+    match load(&args.config_dir) {
+        Ok(plan) => {
+            println!("configuration in {} is valid", args.config_dir.display());
+            print!("{}", config::describe_plan(&plan));
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// `gantry up`: run every phase.
+pub fn up(args: &UpArgs) -> i32 {
+    let plan = match load(&args.config_dir) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    // Phase 1, render: before the runtime starts, so a failed render stops gantry before any boot job.
+    if let Err(code) = crate::renderfiles_cmd::render_phase(&plan.files) {
+        return code;
+    }
+    let keep_running = args.keep_running;
+    supervisor::with_runtime(true, false, move |ctx, mut signals| async move {
+        let grace = plan
+            .jobs
+            .iter()
+            .map(|j| j.stop.total())
+            .chain(plan.boot.iter().map(|b| b.stop.total()))
+            .max()
+            .unwrap_or(config::model::DEFAULT_STOP_TIMEOUT);
+
+        // Phase 2, boot: every boot job to completion, in parallel.
+        if !plan.boot.is_empty() {
+            tracing::info!("boot: running {} boot job(s)", plan.boot.len());
+            let actors = plan.boot.iter().map(supervisor::boot_actor).collect();
+            let report =
+                supervisor::run_phase(actors, &ctx, &mut signals, RunOptions::default()).await;
+            let code = match (&report.cause, &report.failure) {
+                (_, Some((name, status))) => {
+                    tracing::error!("boot job {name:?} failed ({status}); not starting any job");
+                    Some(exit::BOOT_FAILED)
+                }
+                (Cause::Signal(sig), None) => Some(128 + sig),
+                _ => None,
+            };
+            if let Some(code) = code {
+                let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+                supervisor::reap_descendants(&ctx.reaper, deadline).await;
+                return code;
+            }
+        }
+
+        // Phase 3, probe: SEAM(probes) — wait until every `wait = true` probe is ready.
+
+        // Phase 4, run.
+        let actors = plan.jobs.iter().map(supervisor::job_actor).collect();
+        let opts = RunOptions {
+            keep_running,
+            stop_all_when_one_ends: false,
+        };
+        let report = supervisor::run_phase(actors, &ctx, &mut signals, opts).await;
+
+        // Phase 5, shutdown: what the jobs left behind.
+        let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+        supervisor::reap_descendants(&ctx.reaper, deadline).await;
+        let code = report.exit_code();
+        tracing::info!("exiting with code {code}");
+        code
+    })
+}

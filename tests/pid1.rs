@@ -1,0 +1,289 @@
+//! gantry as a real PID 1 (a new PID namespace) and as a plain init: reaping, exit codes, signal
+//! forwarding, graceful shutdown, and the state a child starts in.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn orphan_storm_leaves_no_zombie_and_keeps_the_exit_code() {
+    // The child makes 5000 orphans (their parent exits at once), waits until every other process in
+    // the namespace is gone, reports the zombies it saw last, and exits 42.
+    let script = r#"
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    for i in range(5000):
+        if os.fork() == 0:
+            time.sleep(0.5)
+            os._exit(0)
+    os._exit(0)
+os.waitpid(pid, 0)
+me = os.getpid()
+deadline = time.time() + 50
+while True:
+    others, zombies = 0, 0
+    for p in os.listdir('/proc'):
+        if not p.isdigit() or int(p) in (1, me):
+            continue
+        try:
+            stat = open('/proc/%s/stat' % p).read()
+        except OSError:
+            continue
+        others += 1
+        if stat[stat.rfind(')') + 2] == 'Z':
+            zombies += 1
+    if others == 0 or time.time() > deadline:
+        break
+    time.sleep(0.05)
+print('others=%d zombies=%d' % (others, zombies))
+sys.exit(42)
+"#;
+    let out = run(gantry_pid1(&["--", "python3", "-c", script]));
+    assert_eq!(
+        out.stdout.trim(),
+        "others=0 zombies=0",
+        "stderr: {}",
+        out.stderr
+    );
+    assert_eq!(out.code, Some(42), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn every_exit_code_passes_through_as_pid1() {
+    for code in 0..=255 {
+        let out = run(gantry_pid1(&["--", "sh", "-c", &format!("exit {code}")]));
+        assert_eq!(out.code, Some(code), "exit {code}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn death_by_signal_gives_128_plus_n() {
+    for (sig, name) in [(9, "KILL"), (10, "USR1"), (11, "SEGV"), (15, "TERM")] {
+        let out = run(gantry_pid1(&[
+            "--",
+            "sh",
+            "-c",
+            &format!("kill -{name} $$"),
+        ]));
+        assert_eq!(out.code, Some(128 + sig), "{name}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn commands_that_cannot_run_exit_126_and_127() {
+    let out = run(gantry(&["--", "/nonexistent/program"]));
+    assert_eq!(out.code, Some(127));
+    assert!(
+        out.stderr.contains("/nonexistent/program"),
+        "{}",
+        out.stderr
+    );
+    let dir = Dir::new();
+    let not_executable = dir.write("data.txt", "just text\n");
+    let out = run(gantry(&["--", not_executable.to_str().expect("utf-8")]));
+    assert_eq!(out.code, Some(126), "{}", out.stderr);
+}
+
+fn trap_script(dir: &Dir) -> String {
+    let log = dir.join("signals.log");
+    format!(
+        r#"log={log}
+for s in HUP USR1 USR2 WINCH QUIT CONT RTMIN+3; do trap "echo $s >> $log" $s; done
+trap 'echo TERM >> {log}; exit 0' TERM
+echo ready >> $log
+while true; do sleep 0.05; done"#,
+        log = log.display()
+    )
+}
+
+#[test]
+fn signals_are_forwarded_to_the_job_as_pid1() {
+    let dir = Dir::new();
+    let log = dir.join("signals.log");
+    let child = spawn(gantry_pid1(&["--", "bash", "-c", &trap_script(&dir)]));
+    let pid = inner_pid(child.id());
+    wait_until("the trap script", || read(&log).contains("ready"));
+    let rtmin3 = 34 + 3; // glibc's SIGRTMIN is 34
+    let sent = [
+        (1, "HUP"),
+        (10, "USR1"),
+        (12, "USR2"),
+        (28, "WINCH"),
+        (3, "QUIT"),
+        (rtmin3, "RTMIN+3"),
+    ];
+    for (sig, name) in sent {
+        kill(pid, sig);
+        wait_until(name, || read(&log).lines().any(|l| l == name));
+    }
+    kill(pid, 15);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(read(&log).lines().any(|l| l == "TERM"));
+}
+
+#[test]
+fn sigterm_kills_a_job_that_ignores_it_after_the_grace_period() {
+    let dir = Dir::new();
+    let log = dir.join("started");
+    let script = format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        log.display()
+    );
+    let child = spawn(gantry_pid1(&[
+        "--stop-timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let pid = inner_pid(child.id());
+    wait_until("the job", || log.exists());
+    kill(pid, 15);
+    let out = finish(child);
+    assert_eq!(out.code, Some(137), "{}", out.stderr);
+    assert!(out.stderr.contains("SIGKILL"), "{}", out.stderr);
+}
+
+#[test]
+fn a_second_sigterm_kills_at_once() {
+    let dir = Dir::new();
+    let log = dir.join("started");
+    let script = format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        log.display()
+    );
+    let child = spawn(gantry_pid1(&[
+        "--stop-timeout",
+        "1h",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let pid = inner_pid(child.id());
+    wait_until("the job", || log.exists());
+    kill(pid, 15);
+    std::thread::sleep(Duration::from_millis(200));
+    kill(pid, 15);
+    // With a one-hour grace period, only the escalation can end this before the guard.
+    let out = finish(child);
+    assert_eq!(out.code, Some(137), "{}", out.stderr);
+    assert!(out.stderr.contains("again"), "{}", out.stderr);
+}
+
+#[test]
+fn an_orphan_holding_stdout_does_not_hang_the_exit() {
+    // The background sleep keeps the pipe open; gantry must still end it and exit.
+    let out = run(gantry_pid1(&[
+        "--stop-timeout",
+        "2s",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & echo started; exit 3",
+    ]));
+    assert_eq!(out.code, Some(3));
+    assert_eq!(out.stdout.trim(), "started");
+    let out = run(gantry(&[
+        "--stop-timeout",
+        "2s",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & echo started; exit 4",
+    ]));
+    assert_eq!(out.code, Some(4));
+}
+
+#[test]
+fn the_child_starts_with_no_blocked_or_ignored_signals() {
+    // gantry's own parent ignores some signals; the child must not inherit that, nor gantry's mask.
+    let cmd = format!(
+        "trap '' USR1 HUP INT; exec {} -- grep -E '^Sig(Blk|Ign)' /proc/self/status",
+        GANTRY
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--pid", "--fork", "--mount-proc", "sh", "-c", &cmd]);
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000",
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn no_descriptor_above_2_leaks_into_the_child() {
+    let cmd = format!(
+        "exec 7</dev/null 9>/dev/null; exec {} -- sh -c 'ls /proc/$$/fd'",
+        GANTRY
+    );
+    let out = run({
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &cmd]);
+        c
+    });
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let fds: Vec<&str> = out.stdout.split_whitespace().collect();
+    // 0-2, plus the descriptor `ls` opens to read the directory (sh's /proc/$$/fd does not show ls's).
+    assert_eq!(fds, vec!["0", "1", "2"], "{}", out.stdout);
+}
+
+#[test]
+fn the_first_command_to_end_brings_the_others_down() {
+    let start = Instant::now();
+    let out = run(gantry(&["--", "sh", "-c", "exit 5", "---", "sleep", "300"]));
+    assert_eq!(out.code, Some(5));
+    // A clean first exit stops the rest and is not a failure.
+    let out = run(gantry(&["---", "true", "---", "sleep", "300"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(start.elapsed() < GUARD);
+}
+
+#[test]
+fn staged_kill_signals_are_sent_in_order() {
+    let dir = Dir::new();
+    let log = dir.join("stages");
+    let script = format!(
+        "trap 'echo INT >> {l}' INT; trap 'echo USR2 >> {l}' USR2; trap '' TERM; echo up >> {l}; while true; do sleep 0.05; done",
+        l = log.display()
+    );
+    let child = spawn(gantry(&[
+        "--kill-stages",
+        "INT,USR2,KILL",
+        "--stage-timeout",
+        "300ms",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    wait_until("the job", || read(&log).contains("up"));
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(read(&log), "up\nINT\nUSR2\n");
+    assert_eq!(out.code, Some(137));
+}
+
+#[test]
+fn variables_expand_only_when_asked() {
+    let out = run({
+        let mut c = gantry(&["-e", "--", "sh", "-c", "echo $0", "$GANTRY_T"]);
+        c.env("GANTRY_T", "expanded");
+        c
+    });
+    assert_eq!(out.stdout.trim(), "expanded");
+    let out = run({
+        let mut c = gantry(&["--", "echo", "$GANTRY_T"]);
+        c.env("GANTRY_T", "expanded");
+        c
+    });
+    assert_eq!(out.stdout.trim(), "$GANTRY_T");
+}
