@@ -250,6 +250,18 @@ file "out/app.yaml" {
     }
 
     #[test]
+    fn content_may_be_a_heredoc() {
+        let specs = read(
+            "file \"/x\" {\n  content = <<-EOT\n    a = {{ Params.a }}\n    {% if Params.b %}b{% endif %}\n  EOT\n}\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            specs[0].source,
+            Source::Content("a = {{ Params.a }}\n{% if Params.b %}b{% endif %}\n".into())
+        );
+    }
+
+    #[test]
     fn every_mistake_is_reported_with_its_position() {
         let err = read(
             r#"file "/a" {
