@@ -106,6 +106,22 @@ pub fn render_phase(specs: &[FileSpec]) -> Result<(), i32> {
     Ok(())
 }
 
+/// For `gantry check`: every template can be read and parses (nothing is rendered or written, since
+/// the environment at check time is not the one at run time).
+pub fn check_templates(specs: &[FileSpec]) -> Result<(), i32> {
+    render::check_all(specs).map_err(|failed| {
+        let n = failed.0.len();
+        eprintln!(
+            "gantry: {n} template{} cannot be used:",
+            if n == 1 { "" } else { "s" }
+        );
+        for e in &failed.0 {
+            eprintln!("  {e}");
+        }
+        exit::RENDER_FAILED
+    })
+}
+
 fn report_render_errors(failed: &render::RenderFailed) {
     let n = failed.0.len();
     eprintln!(

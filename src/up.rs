@@ -56,6 +56,9 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
 pub fn check(args: &CheckArgs) -> i32 {
     match load(&args.config_dir) {
         Ok(plan) => {
+            if let Err(code) = crate::renderfiles_cmd::check_templates(&plan.files) {
+                return code;
+            }
             println!("configuration in {} is valid", args.config_dir.display());
             print!("{}", config::describe_plan(&plan));
             0

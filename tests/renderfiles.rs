@@ -426,10 +426,14 @@ boot "b" {{
 fn check_lists_the_files_it_would_render() {
     let dir = Dir::new();
     dir.write(
-        "a.hcl",
+        "cfg/a.hcl",
         "file \"/etc/app.conf\" {\n from = \"app.tera\"\n mode = \"0640\"\n}\n",
     );
-    let out = run(gantry(&["check", "-c", dir.str()]));
+    dir.write("app.tera", "x={{ Env.X }}");
+    // Relative `from`: resolved against the working directory, at check time as at run time.
+    let mut cmd = gantry(&["check", "-c", "cfg"]);
+    cmd.current_dir(dir.path());
+    let out = run(cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stdout
@@ -437,6 +441,36 @@ fn check_lists_the_files_it_would_render() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn check_reports_missing_and_broken_templates_without_rendering() {
+    let dir = Dir::new();
+    let tpl = dir.write("t.tera", "fine {{ Env.ONLY_AT_RUNTIME }}\n");
+    let broken = dir.write("broken.tera", "a\n{% for %}\n");
+    dir.write(
+        "cfg/a.hcl",
+        &format!(
+            "file \"/x\" {{\n from = \"{}\"\n}}\nfile \"/y\" {{\n from = \"{}\"\n}}\nfile \"/z\" {{\n from = \"{}\"\n}}\n",
+            tpl.display(),
+            broken.display(),
+            dir.join("missing.tera").display()
+        ),
+    );
+    let out = run(gantry(&["check", "-c", &cfg(&dir)]));
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 templates cannot be used"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("{}:2:", broken.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("missing.tera"), "{}", out.stderr);
+    assert!(!out.stderr.contains("ONLY_AT_RUNTIME"), "{}", out.stderr);
 }
 
 /// The example config dir the README points at renders what its templates promise.

@@ -230,14 +230,7 @@ pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
     }
     let (name, text) = match &spec.source {
         Source::From(path) => (path.display().to_string(), read_template(spec, path)?),
-        Source::Content(text) => (
-            format!(
-                "content of file \"{}\" ({})",
-                spec.target.display(),
-                spec.origin
-            ),
-            text.clone(),
-        ),
+        Source::Content(text) => (content_name(spec), text.clone()),
     };
     let out = template::render(&name, &text, env, &spec.params).map_err(|error| {
         RenderError::Template {
@@ -281,6 +274,44 @@ pub fn render_all(specs: &[FileSpec], env: &Env) -> Result<Vec<Rendered>, Render
     } else {
         Err(RenderFailed(errors))
     }
+}
+
+/// Reads and parses every spec's template without rendering it: the checks that do not depend on the
+/// environment (a missing `from` file, a syntax error). For `gantry check`.
+pub fn check_all(specs: &[FileSpec]) -> Result<(), RenderFailed> {
+    let mut errors = Vec::new();
+    for spec in specs {
+        let (name, text) = match &spec.source {
+            Source::From(path) => match read_template(spec, path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            Source::Content(text) => (content_name(spec), text.clone()),
+        };
+        if let Err(error) = template::parse(&name, &text) {
+            errors.push(RenderError::Template {
+                target: spec.target.clone(),
+                origin: spec.origin.clone(),
+                error: Box::new(error),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RenderFailed(errors))
+    }
+}
+
+fn content_name(spec: &FileSpec) -> String {
+    format!(
+        "content of file \"{}\" ({})",
+        spec.target.display(),
+        spec.origin
+    )
 }
 
 /// Writes every rendered file, each atomically, in order; stops at the first failure.

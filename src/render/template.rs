@@ -100,6 +100,13 @@ pub fn render(
     }
 }
 
+/// Parses `source` without rendering it: syntax errors only.
+pub fn parse(name: &str, source: &str) -> Result<(), TemplateError> {
+    let mut tera = new_tera(&BTreeMap::new());
+    tera.add_raw_template(name, source)
+        .map_err(|e| parse_error(name, source, &e))
+}
+
 fn context(env: &BTreeMap<String, String>, params: &Value) -> tera::Context {
     let mut context = tera::Context::new();
     context.insert("Env", env);
