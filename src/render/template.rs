@@ -389,7 +389,7 @@ fn scan(source: &str) -> Vec<Tag> {
                 None if kind != TagKind::Comment && matches!(b, b'"' | b'\'' | b'`') => {
                     quote = Some(b)
                 }
-                None if source[j..].starts_with(close) => {
+                None if bytes[j..].starts_with(close.as_bytes()) => {
                     end = j + 2;
                     break;
                 }
@@ -620,6 +620,43 @@ mod tests {
         let src = "{{ \"}}\" ~ Params.foo }}\n{{ Params.absent }}";
         let e = err(src);
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn non_ascii_text_inside_and_around_tags() {
+        let e = err("größe = {{ \"ä\" ~ Params.foo }} €\n{{ \"ö\" ~ Params.weg }}");
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+        assert_eq!(
+            render(
+                "t",
+                "{# ü #}{{ \"→\" ~ Params.foo }}",
+                &env(),
+                &json!({"foo": "x"})
+            ),
+            Ok("→x".to_string())
+        );
+    }
+
+    #[test]
+    fn odd_templates_do_not_panic_the_locator() {
+        for src in [
+            "{{",
+            "{",
+            "{%",
+            "{#",
+            "é{{ Params.nope",
+            "{% raw %}{{ x }}",
+            "{% raw %}{% endraw",
+            "{{ 'unterminated }}",
+            "{{ Params.nope }}{",
+            "{% if Params.foo %}{{ Params.nope }}{% endif %}é",
+            "{{ Params.foo | upper(\"ä\") }}ü",
+            "{% set x = Params.nope %}",
+            "{% for x in Params.nope %}{% endfor %}",
+            "{{ Params.foo[Params.nope] }}",
+        ] {
+            let _ = render("t", src, &env(), &json!({"foo": "bar"}));
+        }
     }
 
     #[test]
