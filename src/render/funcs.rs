@@ -74,6 +74,135 @@ pub fn register(tera: &mut tera::Tera, env: &BTreeMap<String, String>) {
     tera.register_function("env", move |args: &Args| env_lookup(&env, args));
 }
 
+/// Every filter and function a template can call: tera's builtins and this module's.
+const KNOWN: &[&str] = &[
+    // tera
+    "upper",
+    "lower",
+    "trim",
+    "trim_start",
+    "trim_end",
+    "trim_start_matches",
+    "trim_end_matches",
+    "truncate",
+    "wordcount",
+    "replace",
+    "capitalize",
+    "title",
+    "linebreaksbr",
+    "striptags",
+    "spaceless",
+    "urlencode",
+    "urlencode_strict",
+    "escape",
+    "escape_xml",
+    "slugify",
+    "addslashes",
+    "split",
+    "int",
+    "float",
+    "first",
+    "last",
+    "nth",
+    "join",
+    "sort",
+    "unique",
+    "slice",
+    "group_by",
+    "filter",
+    "map",
+    "concat",
+    "abs",
+    "pluralize",
+    "round",
+    "filesizeformat",
+    "length",
+    "reverse",
+    "date",
+    "json_encode",
+    "as_str",
+    "get",
+    "safe",
+    "default",
+    "range",
+    "now",
+    "throw",
+    "get_random",
+    "get_env",
+    // gantry
+    "trimPrefix",
+    "trimSuffix",
+    "quote",
+    "squote",
+    "indent",
+    "nindent",
+    "contains",
+    "hasPrefix",
+    "hasSuffix",
+    "required",
+    "empty",
+    "ternary",
+    "coalesce",
+    "b64enc",
+    "b64dec",
+    "sha256sum",
+    "sha1sum",
+    "toJson",
+    "fromJson",
+    "toYaml",
+    "randAlphaNum",
+    "randAlpha",
+    "randNumeric",
+    "uuidv4",
+    "atoi",
+    "add",
+    "max",
+    "min",
+    "list",
+    "dict",
+    "keys",
+    "hasKey",
+    "sortAlpha",
+    "env",
+];
+
+/// sprig and Go template names that have a different spelling here.
+const PORTED: &[(&str, &str)] = &[
+    ("splitList", "split(pat=\",\")"),
+    ("uniq", "unique"),
+    ("toPrettyJson", "json_encode(pretty=true)"),
+    ("toString", "as_str"),
+    ("len", "length"),
+    ("printf", "the ~ operator, as in host ~ \":\" ~ port"),
+    ("index", "a subscript, as in Params.map[\"key\"]"),
+    ("trunc", "truncate(length=N, end=\"\")"),
+    (
+        "trimAll",
+        "trim_start_matches(pat=...) and trim_end_matches(pat=...)",
+    ),
+    ("until", "range(end=N)"),
+    ("seq", "range(start=A, end=B)"),
+    ("sub", "the - operator"),
+    ("mul", "the * operator"),
+    ("div", "the / operator"),
+    ("mod", "the % operator"),
+    ("lookup", "Env.NAME or env(name=\"NAME\")"),
+];
+
+/// A hint for a filter or function that does not exist: its gantry spelling if it is a sprig name,
+/// else the closest known name.
+pub fn unknown_name_hint(name: &str) -> Option<String> {
+    if let Some((_, instead)) = PORTED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return Some(format!("in gantry, use {instead}; see docs/templates.md"));
+    }
+    KNOWN
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean {k:?}?"))
+}
+
 fn fail(name: &str, msg: impl Display) -> tera::Error {
     tera::Error::msg(format!("`{name}`: {msg}"))
 }
@@ -1006,6 +1135,24 @@ mod tests {
         assert!(e.contains("NOPE is not set"), "{e}");
         fails("{{ env() }}", "env");
         fails("{{ env(name=[1]) }}", "env");
+    }
+
+    #[test]
+    fn every_known_name_exists() {
+        for name in super::KNOWN {
+            if matches!(*name, "safe" | "default") {
+                continue; // tera handles these in the parser, not as registered filters
+            }
+            let as_filter = r(&format!("{{{{ 1 | {name} }}}}"));
+            let as_function = r(&format!("{{{{ {name}() }}}}"));
+            let missing = |res: &Result<String, String>| {
+                res.as_ref().err().is_some_and(|e| e.contains("not found"))
+            };
+            assert!(
+                !(missing(&as_filter) && missing(&as_function)),
+                "{name}: {as_filter:?} / {as_function:?}"
+            );
+        }
     }
 
     #[test]

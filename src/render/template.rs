@@ -318,6 +318,14 @@ fn classify_render_error(
         if !message.contains(&call) {
             message = format!("`{call}`: {message}");
         }
+        if messages
+            .iter()
+            .any(|m| m.ends_with("not found") && m.contains(&format!("'{call}'")))
+        {
+            if let Some(hint) = funcs::unknown_name_hint(&call) {
+                message = format!("{message} ({hint})");
+            }
+        }
         TemplateErrorKind::Call {
             name: call,
             message,
@@ -597,6 +605,22 @@ mod tests {
         let e = err("\n{{ Params.foo | shout }}");
         assert!(e.to_string().contains("shout"), "{e}");
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_get_a_suggestion_or_their_gantry_spelling() {
+        let e = err("{{ randAlphanum(length=3) }}");
+        assert!(
+            e.to_string().contains("did you mean \"randAlphaNum\"?"),
+            "{e}"
+        );
+        let e = err("{{ Params.foo | splitList }}");
+        assert!(
+            e.to_string().contains("in gantry, use split(pat=\",\")"),
+            "{e}"
+        );
+        let e = err("{{ Params.foo | zzzzzz }}");
+        assert!(!e.to_string().contains("did you mean"), "{e}");
     }
 
     #[test]
