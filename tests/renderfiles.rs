@@ -86,6 +86,29 @@ fn the_command_takes_gantrys_pid() {
 }
 
 #[test]
+fn as_pid_1_the_command_becomes_pid_1() {
+    let dir = Dir::new();
+    config(
+        &dir,
+        &format!(
+            "file \"{}\" {{\n content = \"x\"\n}}\n",
+            dir.join("f").display()
+        ),
+    );
+    let out = run(gantry_pid1(&[
+        "renderfiles",
+        "-c",
+        &cfg(&dir),
+        "--",
+        "sh",
+        "-c",
+        "echo $$",
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "1");
+}
+
+#[test]
 fn signals_reach_the_command_directly() {
     let dir = Dir::new();
     let ready = dir.join("ready");
@@ -286,7 +309,7 @@ fn relative_paths_resolve_against_the_working_directory() {
     dir.write("templates/t.tera", "rel={{ Params.x }}");
     config(
         &dir,
-        "file \"out/sub/rel.conf\" {\n from = \"templates/t.tera\"\n params = { x = 1 }\n mode = \"0600\"\n}\n",
+        "file \"out/sub/rel.conf\" {\n from = \"templates/t.tera\"\n params = { x = 1 }\n mode = \"0600\"\n}\nfile \"bare.conf\" {\n content = \"bare\"\n}\n",
     );
     let mut cmd = gantry(&["renderfiles", "-c", "cfg"]);
     cmd.current_dir(dir.path());
@@ -300,6 +323,7 @@ fn relative_paths_resolve_against_the_working_directory() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    assert_eq!(read(&dir.join("bare.conf")), "bare");
 }
 
 #[test]

@@ -87,17 +87,12 @@ fn parent_directories_are_created() {
 
 #[test]
 fn relative_target_and_from_resolve_against_the_working_directory() {
-    // cargo runs unit tests in the package root, so `target/` is a relative directory we may use
-    // without changing the (process-wide) working directory.
-    let base = tempfile::Builder::new()
-        .prefix("render-relative-")
-        .tempdir_in("target")
-        .expect("temp dir under target/");
-    let rel = base
-        .path()
-        .strip_prefix(std::env::current_dir().expect("cwd"))
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| base.path().to_path_buf());
+    // A relative path to a fresh temporary directory, built with `..` from the working directory, so
+    // the test needs neither to change the (process-wide) working directory nor to write into it.
+    let base = tmp();
+    let cwd = std::env::current_dir().expect("cwd");
+    let up = "../".repeat(cwd.components().count().saturating_sub(1));
+    let rel = PathBuf::from(up).join(base.path().strip_prefix("/").expect("absolute temp dir"));
     assert!(rel.is_relative(), "{}", rel.display());
     fs::write(rel.join("t.tera"), "rel {{ Params.x }}").expect("write template");
     let target = rel.join("sub/out.txt");
@@ -105,28 +100,6 @@ fn relative_target_and_from_resolve_against_the_working_directory() {
     spec.params = json!({"x": 1});
     render_and_write(&[spec]);
     assert_eq!(read(&base.path().join("sub/out.txt")), "rel 1");
-}
-
-#[test]
-fn bare_relative_file_name_is_written_in_the_working_directory() {
-    // A target with no directory part at all must use "." for its temporary file.
-    let name = format!("render-bare-{}.txt", std::process::id());
-    let guard = scopeguard(&name);
-    let out = write_atomic(Path::new(&name), b"bare", &WriteOptions::default());
-    assert!(matches!(out, Ok(WriteOutcome::Created)), "{out:?}");
-    assert_eq!(read(Path::new(&name)), "bare");
-    drop(guard);
-}
-
-/// Removes a file in the working directory when dropped.
-fn scopeguard(name: &str) -> impl Drop + '_ {
-    struct G<'a>(&'a str);
-    impl Drop for G<'_> {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(self.0);
-        }
-    }
-    G(name)
 }
 
 #[test]
