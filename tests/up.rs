@@ -278,13 +278,12 @@ fn a_kubernetes_configmap_mount_is_loaded_once() {
 #[test]
 fn blocks_of_later_phases_are_refused_not_ignored() {
     let dir = Dir::new();
-    dir.write("a.hcl", "file \"/tmp/x\" {\n from = \"t.tpl\"\n}\n");
+    dir.write("a.hcl", "probe \"db\" {\n wait = true\n}\n");
     let out = run(gantry(&["up", "-c", dir.str()]));
     assert_eq!(out.code, Some(78));
     assert!(
-        out.stderr.contains(
-            "a.hcl:1:1: file \"/tmp/x\": file blocks are recognised but not supported yet"
-        ),
+        out.stderr
+            .contains("a.hcl:1:1: probe \"db\": probe blocks are recognised but not supported yet"),
         "{}",
         out.stderr
     );

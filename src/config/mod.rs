@@ -141,6 +141,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut plan = Plan::default();
     let mut job_names: HashMap<String, Pos> = HashMap::new();
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
+    let mut file_targets: HashMap<String, Pos> = HashMap::new();
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
             // Names are checked before the body so that a duplicate is reported even when the
@@ -161,8 +162,16 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
                     }
                 }
             }
-            // SEAM(render, probes): `file` and `probe` blocks are read by their own modules.
-            "file" | "probe" => plan.pending.push(Pending {
+            "file" => {
+                let unique = check_unique("file", block, &mut file_targets, errors);
+                if let Some(file) = crate::render::file_from_block(block, errors) {
+                    if unique {
+                        plan.files.push(file);
+                    }
+                }
+            }
+            // SEAM(probes): `probe` blocks are read by their own module.
+            "probe" => plan.pending.push(Pending {
                 kind: block.kind.to_ascii_lowercase(),
                 title: block.title(),
                 pos: block.pos.clone(),
@@ -207,7 +216,18 @@ fn check_unique(
 pub fn describe_plan(plan: &Plan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "1. render: nothing to render");
+    if plan.files.is_empty() {
+        let _ = writeln!(out, "1. render: nothing to render");
+    } else {
+        let _ = writeln!(
+            out,
+            "1. render: {} file(s), all rendered before any is written",
+            plan.files.len()
+        );
+        for f in &plan.files {
+            let _ = writeln!(out, "   - {}", crate::render::describe(f));
+        }
+    }
     if plan.boot.is_empty() {
         let _ = writeln!(out, "2. boot: no boot jobs");
     } else {
@@ -392,7 +412,8 @@ mod tests {
         )
         .expect("valid");
         let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["file", "watch"]);
+        assert_eq!(kinds, vec!["watch"]);
+        assert_eq!(plan.files.len(), 1);
     }
 
     #[test]
