@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::flags::InitArgs;
+use crate::renderfiles_cmd::RenderfilesArgs;
 use crate::up::{CheckArgs, UpArgs};
 
 /// A readiness-gated boot orchestrator and init for containers.
@@ -38,6 +39,8 @@ pub enum Command {
     Up(UpArgs),
     /// Validate the configuration and print the plan.
     Check(CheckArgs),
+    /// Render every `file` block, then exec CMD (which takes gantry's PID).
+    Renderfiles(RenderfilesArgs),
     /// Print the version.
     Version,
     /// Reload a process in a shared PID namespace when its configuration changes.

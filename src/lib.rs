@@ -9,6 +9,8 @@
 //! | `config` | loading `*.hcl` into a validated plan, with positions for every error |
 //! | `up` | sequencing the phases of `gantry up`; `gantry check` |
 //! | `flags` | the flags-only init mode (`gantry -- CMD`) |
+//! | `render` | `file` blocks: tera templates, the sprig-like library, atomic writes, dry-run/diff |
+//! | `renderfiles_cmd` | `gantry renderfiles`: render every file, then exec a command |
 //! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
 //! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
 //! | `output` | where job output goes (passthrough, files, timestamps) |
@@ -23,6 +25,8 @@ pub mod exit;
 pub mod flags;
 pub mod output;
 pub mod reaper;
+pub mod render;
+pub mod renderfiles_cmd;
 pub mod sidecar;
 pub mod signals;
 pub mod supervisor;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gantry::cli::{self, Cli, Command};
-use gantry::{flags, up};
+use gantry::{flags, renderfiles_cmd, up};
 
 fn main() -> ExitCode {
     let args = flags::preprocess_args(std::env::args().collect());
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         Some(Command::Sidecar(args)) => {
             cli::init_logging(cli.log_format, tracing::Level::INFO);
             gantry::sidecar::run(args.clone())
+        }
+        Some(Command::Renderfiles(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            renderfiles_cmd::main(args)
         }
         Some(Command::Version) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));

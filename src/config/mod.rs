@@ -141,24 +141,37 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut plan = Plan::default();
     let mut job_names: HashMap<String, Pos> = HashMap::new();
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
+    let mut file_targets: HashMap<String, Pos> = HashMap::new();
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
+            // Names are checked before the body so that a duplicate is reported even when the
+            // block has other mistakes.
             "job" => {
+                let unique = check_unique("job", block, &mut job_names, errors);
                 if let Some(job) = model::job_from_block(block, errors, &mut plan.pending) {
-                    if check_unique("job", &job.name, &block.pos, &mut job_names, errors) {
+                    if unique {
                         plan.jobs.push(job);
                     }
                 }
             }
             "boot" => {
+                let unique = check_unique("boot", block, &mut boot_names, errors);
                 if let Some(boot) = model::boot_from_block(block, errors) {
-                    if check_unique("boot", &boot.name, &block.pos, &mut boot_names, errors) {
+                    if unique {
                         plan.boot.push(boot);
                     }
                 }
             }
-            // SEAM(render, probes): `file` and `probe` blocks are read by their own modules.
-            "file" | "probe" => plan.pending.push(Pending {
+            "file" => {
+                let unique = check_unique("file", block, &mut file_targets, errors);
+                if let Some(file) = crate::render::file_from_block(block, errors) {
+                    if unique {
+                        plan.files.push(file);
+                    }
+                }
+            }
+            // SEAM(probes): `probe` blocks are read by their own module.
+            "probe" => plan.pending.push(Pending {
                 kind: block.kind.to_ascii_lowercase(),
                 title: block.title(),
                 pos: block.pos.clone(),
@@ -180,11 +193,14 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
 
 fn check_unique(
     kind: &str,
-    name: &str,
-    pos: &Pos,
+    block: &Block,
     seen: &mut HashMap<String, Pos>,
     errors: &mut Errors,
 ) -> bool {
+    let Some(name) = block.labels.first() else {
+        return true; // the missing name is reported by the block's reader
+    };
+    let pos = &block.pos;
     if let Some(first) = seen.get(name) {
         errors.push(ConfigError::at(
             pos.clone(),
@@ -192,7 +208,7 @@ fn check_unique(
         ));
         return false;
     }
-    seen.insert(name.to_string(), pos.clone());
+    seen.insert(name.clone(), pos.clone());
     true
 }
 
@@ -200,7 +216,18 @@ fn check_unique(
 pub fn describe_plan(plan: &Plan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "1. render: nothing to render");
+    if plan.files.is_empty() {
+        let _ = writeln!(out, "1. render: nothing to render");
+    } else {
+        let _ = writeln!(
+            out,
+            "1. render: {} file(s), all rendered before any is written",
+            plan.files.len()
+        );
+        for f in &plan.files {
+            let _ = writeln!(out, "   - {}", crate::render::describe(f));
+        }
+    }
     if plan.boot.is_empty() {
         let _ = writeln!(out, "2. boot: no boot jobs");
     } else {
@@ -385,7 +412,8 @@ mod tests {
         )
         .expect("valid");
         let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["file", "watch"]);
+        assert_eq!(kinds, vec!["watch"]);
+        assert_eq!(plan.files.len(), 1);
     }
 
     #[test]

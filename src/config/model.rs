@@ -142,6 +142,8 @@ pub struct Pending {
 /// Everything `gantry up` will do, in phase order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
+    /// `file` blocks, rendered before anything runs.
+    pub files: Vec<crate::render::FileSpec>,
     pub boot: Vec<BootJob>,
     pub jobs: Vec<JobSpec>,
     /// Blocks gantry recognises but cannot run yet; `up` refuses to start while any remain.

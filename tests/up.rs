@@ -1,0 +1,290 @@
+//! `gantry up` and `gantry check` on real configuration directories: phases, restart policy, boot
+//! failures, configuration errors, output redirection.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+fn up(dir: &Dir) -> Output {
+    run(gantry(&["up", "-c", dir.str()]))
+}
+
+#[test]
+fn every_mittnite_snippet_in_the_seed_document_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mittnite");
+    let files = gantry::config::discover(&dir).expect("fixtures");
+    assert_eq!(files.len(), 6);
+    let mut errors = gantry::config::Errors::default();
+    let blocks = gantry::config::parse_files(&files, &mut errors);
+    let plan = gantry::config::build_plan(&blocks, &mut errors);
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(plan.jobs.len(), 10);
+    assert_eq!(plan.boot.len(), 1);
+}
+
+#[test]
+fn boot_jobs_finish_before_any_job_starts_and_their_output_is_kept() {
+    let dir = Dir::new();
+    let marker = dir.join("booted");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+boot "slow" {{
+  command = "sh"
+  args = ["-c", "echo boot-output; echo boot-error >&2; sleep 0.3; touch {m}"]
+}}
+job "check" {{
+  command = "sh"
+  args = ["-c", "test -e {m} && echo saw-boot"]
+  oneTime = true
+}}
+"#,
+            m = marker.display()
+        ),
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("boot-output"));
+    assert!(out.stderr.contains("boot-error"));
+    assert!(out.stdout.contains("saw-boot"), "{}", out.stdout);
+}
+
+#[test]
+fn a_failing_boot_job_stops_startup_with_exit_71() {
+    let dir = Dir::new();
+    let never = dir.join("never");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "boot \"fail\" {{\n command = \"false\"\n}}\njob \"j\" {{\n command = \"touch\"\n args = [\"{}\"]\n oneTime = true\n}}\n",
+            never.display()
+        ),
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(71), "{}", out.stderr);
+    assert!(!never.exists());
+    assert!(
+        out.stderr.contains("boot job \"fail\" failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_boot_job_that_times_out_is_stopped_and_fails() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "boot \"hang\" {\n command = \"sleep\"\n args = [\"300\"]\n timeout = \"300ms\"\n}\n",
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(71), "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+}
+
+#[test]
+fn a_boot_job_that_may_fail_does_not_stop_startup() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "boot \"fail\" {\n command = \"false\"\n canFail = true\n}\njob \"j\" {\n command = \"echo\"\n args = [\"ran\"]\n oneTime = true\n}\n",
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "ran");
+}
+
+#[test]
+fn max_attempts_limits_restarts_and_the_job_code_is_the_exit_code() {
+    let dir = Dir::new();
+    let count = dir.join("count");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "job \"flaky\" {{\n command = \"sh\"\n args = [\"-c\", \"echo run >> {}; exit 9\"]\n maxAttempts = 2\n}}\n",
+            count.display()
+        ),
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(9), "{}", out.stderr);
+    assert_eq!(read(&count).lines().count(), 2);
+    assert!(out.stderr.contains("restarting in 1s"), "{}", out.stderr);
+}
+
+#[test]
+fn a_job_that_may_fail_lets_the_rest_run_on() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"bad\" {\n command = \"false\"\n maxAttempts = 1\n canFail = true\n}\njob \"good\" {\n command = \"sh\"\n args = [\"-c\", \"sleep 0.5; echo good-done\"]\n oneTime = true\n}\n",
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("good-done"));
+    assert!(out.stderr.contains("may fail"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failed_job_brings_the_others_down() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"bad\" {\n command = \"sh\"\n args = [\"-c\", \"exit 4\"]\n maxAttempts = 1\n}\njob \"long\" {\n command = \"sleep\"\n args = [\"300\"]\n}\n",
+    );
+    let out = up(&dir);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("job \"long\" stopped"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sigterm_stops_every_job_gracefully() {
+    let dir = Dir::new();
+    let log = dir.join("log");
+    for name in ["a", "b"] {
+        dir.write(
+            &format!("{name}.hcl"),
+            &format!(
+                "job \"{name}\" {{\n command = \"sh\"\n args = [\"-c\", \"trap 'echo {name}-term >> {l}; exit 0' TERM; echo {name}-up >> {l}; while true; do sleep 0.05; done\"]\n}}\n",
+                l = log.display()
+            ),
+        );
+    }
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    wait_until("both jobs", || {
+        read(&log).contains("a-up") && read(&log).contains("b-up")
+    });
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = read(&log);
+    assert!(text.contains("a-term") && text.contains("b-term"), "{text}");
+}
+
+#[test]
+fn keep_running_waits_for_a_signal_after_every_job_ended() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"once\" {\n command = \"echo\"\n args = [\"done\"]\n oneTime = true\n}\n",
+    );
+    let child = spawn(gantry(&["up", "--keep-running", "-c", dir.str()]));
+    wait_until("the job to complete", || {
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).is_ok()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", child.id())).exists(),
+        "gantry exited although --keep-running was given"
+    );
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn output_goes_to_files_with_timestamps() {
+    let dir = Dir::new();
+    let out_file = dir.join("logs/deep/out.log");
+    let err_file = dir.join("logs/err.log");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "job \"j\" {{\n command = \"sh\"\n args = [\"-c\", \"echo one; echo two; printf partial; echo oops >&2\"]\n stdout = \"{}\"\n stderr = \"{}\"\n enableTimestamps = true\n customTimestampFormat = \"2006-01-02\"\n oneTime = true\n}}\n",
+            out_file.display(),
+            err_file.display()
+        ),
+    );
+    std::fs::create_dir_all(dir.join("logs")).expect("mkdir");
+    std::fs::write(&err_file, "earlier\n").expect("seed");
+    let out = up(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<String> = read(&out_file).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let today = lines[0].split(' ').next().expect("stamp").to_string();
+    assert_eq!(today.len(), 10, "{lines:?}");
+    assert_eq!(
+        lines,
+        vec![
+            format!("{today} one"),
+            format!("{today} two"),
+            format!("{today} partial")
+        ]
+    );
+    assert_eq!(read(&err_file), format!("earlier\n{today} oops\n"));
+}
+
+#[test]
+fn config_errors_are_all_reported_with_file_line_and_exit_78() {
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n  comand = \"x\"\n}\n");
+    dir.write(
+        "sub/b.hcl",
+        "job \"b\" {\n  command = \"x\"\n  maxAttempts = \"lots\"\n}\n",
+    );
+    dir.write("c.hcl", "job \"a\" {\n  command = \"y\"\n}\n");
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78));
+    let a = dir.join("a.hcl");
+    let b = dir.join("sub/b.hcl");
+    let c = dir.join("c.hcl");
+    for expected in [
+        format!("{}:2:3: job \"a\": unknown attribute \"comand\" (did you mean \"command\"?)", a.display()),
+        format!("{}:3:17: job \"b\": attribute \"maxAttempts\": expected a whole number, found \"lots\"", b.display()),
+        format!("{}:1:1: job \"a\" is defined twice (first at {}:1:1)", c.display(), a.display()),
+    ] {
+        assert!(out.stderr.contains(&expected), "missing {expected:?} in:\n{}", out.stderr);
+    }
+    let out = run(gantry(&["up", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78));
+    let out = run(gantry(&["check", "-c", "/nonexistent/dir"]));
+    assert_eq!(out.code, Some(78));
+    assert!(out.stderr.contains("/nonexistent/dir"), "{}", out.stderr);
+}
+
+#[test]
+fn check_prints_the_plan() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    let out = run(gantry(&["check", "-c", dir.to_str().expect("utf-8")]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("2. boot: 1 job(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("- greeter:"), "{}", out.stdout);
+    assert!(out.stdout.contains("up to 3 attempt(s)"), "{}", out.stdout);
+}
+
+#[test]
+fn a_kubernetes_configmap_mount_is_loaded_once() {
+    let dir = Dir::new();
+    let ts = dir.join("..2024_01_01_00_00_00.000");
+    std::fs::create_dir_all(&ts).expect("mkdir");
+    std::fs::write(
+        ts.join("jobs.hcl"),
+        "job \"a\" {\n command = \"echo\"\n args = [\"once\"]\n oneTime = true\n}\n",
+    )
+    .expect("write");
+    std::os::unix::fs::symlink("..2024_01_01_00_00_00.000", dir.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/jobs.hcl", dir.join("jobs.hcl")).expect("symlink");
+    let out = up(&dir);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "once");
+}
+
+#[test]
+fn blocks_of_later_phases_are_refused_not_ignored() {
+    let dir = Dir::new();
+    dir.write("a.hcl", "probe \"db\" {\n wait = true\n}\n");
+    let out = run(gantry(&["up", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78));
+    assert!(
+        out.stderr
+            .contains("a.hcl:1:1: probe \"db\": probe blocks are recognised but not supported yet"),
+        "{}",
+        out.stderr
+    );
+}
