@@ -41,7 +41,7 @@ pub struct SidecarArgs {
         value_name = "DIR,..."
     )]
     pub config_dir: Vec<String>,
-    /// Signal every process with this name (`comm` or the basename of argv[0]).
+    /// Signal every process with this name (`comm`, or the basename of `argv[0]`).
     #[arg(
         long,
         env = "PROCESS_NAME",
@@ -52,7 +52,7 @@ pub struct SidecarArgs {
     /// Signal the pid written in this file instead (re-read at every change).
     #[arg(
         long,
-        env = "PIDFILE",
+        env = "PROCESS_PIDFILE",
         conflicts_with = "process_name",
         value_name = "PATH"
     )]
@@ -61,10 +61,10 @@ pub struct SidecarArgs {
     #[arg(long, env = "RELOAD_SIGNAL", default_value = "SIGHUP", value_parser = parse_signal, value_name = "SIGNAL")]
     pub reload_signal: i32,
     /// How long the files must stay quiet before a change is acted on.
-    #[arg(long, env = "DEBOUNCE", default_value = "150ms", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RELOAD_DEBOUNCE", default_value = "150ms", value_parser = parse_duration, value_name = "DURATION")]
     pub debounce: Duration,
     /// Poll at this interval instead of using inotify (for mounts inotify cannot see).
-    #[arg(long, env = "POLL", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RELOAD_POLL", value_parser = parse_duration, value_name = "DURATION")]
     pub poll: Option<Duration>,
 }
 

@@ -238,7 +238,7 @@ fn pidfile_and_name_are_mutually_exclusive_and_one_is_required() {
     let out = Command::new(gantry())
         .args(["sidecar", "--config-dir", "/tmp"])
         .env_remove("PROCESS_NAME")
-        .env_remove("PIDFILE")
+        .env_remove("PROCESS_PIDFILE")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

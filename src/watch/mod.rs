@@ -3,7 +3,7 @@
 //!
 //! Owns change detection ([`Watcher`]: exactly one [`Change`] per real change of content, none for a
 //! `touch`, none at start-up), the validated `watch` block ([`WatchSpec`]) and the reload sequence
-//! ([`reload`]). It must not spawn, own or signal a job's process — the supervisor does that behind
+//! ([`reload()`]). It must not spawn, own or signal a job's process — the supervisor does that behind
 //! [`ReloadHost`] — and it does not parse HCL (the config module maps `watch` blocks to [`WatchSpec`]).
 //!
 //! How the pieces fit, for one job with one `watch` block:
