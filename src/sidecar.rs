@@ -169,19 +169,14 @@ pub fn run(args: SidecarArgs) -> i32 {
 }
 
 fn send(pid: i32, signal: i32, change: &crate::watch::Change) {
-    // SAFETY: kill(2) has no memory effects; pid and signal are plain integers. `nix::sys::signal::kill`
-    // cannot take real-time signals, which RELOAD_SIGNAL may be.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid, signal) };
-    if rc == 0 {
-        tracing::info!(pid, signal = %signals::Name(signal), changed = %change, "signalled");
-    } else {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ESRCH) {
-            tracing::info!(pid, "exited before it could be signalled");
-        } else {
-            tracing::error!(pid, signal = %signals::Name(signal), %err, "cannot signal");
+    match crate::sys::send_signal(pid, signal, false) {
+        Ok(()) => {
+            tracing::info!(pid, signal = %signals::Name(signal), changed = %change, "signalled")
         }
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {
+            tracing::info!(pid, "exited before it could be signalled");
+        }
+        Err(err) => tracing::error!(pid, signal = %signals::Name(signal), %err, "cannot signal"),
     }
 }
 
