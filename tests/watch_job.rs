@@ -87,6 +87,7 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
             policy: Policy::new(Attempts::Limited(1), false),
             stop: StopSpec::new(libc::SIGTERM, Duration::from_secs(5)),
             timeout: None,
+            watches: Vec::new(),
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
         let handle = job::spawn(actor, ctx, ev_tx);

@@ -408,12 +408,13 @@ mod tests {
     #[test]
     fn other_phases_are_pending_not_ignored() {
         let plan = plan_of(
-            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n}\n",
+            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n lazy { spinUpTimeout = \"5s\" }\n}\n",
         )
         .expect("valid");
         let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["watch"]);
+        assert_eq!(kinds, vec!["lazy"]);
         assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.jobs[0].watches.len(), 1);
     }
 
     #[test]

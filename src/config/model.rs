@@ -274,16 +274,9 @@ pub fn job_from_block(
     let one_time = r.bool("oneTime").unwrap_or(false);
     let controllable = r.bool("controllable").unwrap_or(false);
     let stop = read_stop(&mut r);
-    // SEAM(watch): `watch` blocks are read and validated into `watches`, and stay pending (so `up`
-    // refuses them rather than ignoring them) until the supervisor runs `JobSpec::watches`.
     let mut watches = Vec::new();
     for b in r.blocks("watch") {
         watches.extend(crate::watch::config::watch_from_block(&b, r.errors()));
-        pending.push(Pending {
-            kind: "watch".to_string(),
-            title: format!("{} in {}", b.title(), block.title()),
-            pos: b.pos.clone(),
-        });
     }
     // SEAM(lazy): these blocks parse here; their modules turn them into runtime parts.
     for kind in ["lazy", "listen"] {

@@ -79,14 +79,15 @@ impl ReloadHost for JobHost {
                 Ok(())
             }
             Action::Signal {
+                signal,
                 target: SignalTarget::MainProcess,
-                ..
-            } => Err(
-                "signalling only the main process needs a Control message for it in the supervisor"
-                    .into(),
-            ),
-            Action::Restart { .. } => {
-                Err("a restart on change needs a Control::Restart in the supervisor".into())
+            } => {
+                self.job.send(Control::SignalMain(signal));
+                Ok(())
+            }
+            Action::Restart { stop_signal } => {
+                self.job.send(Control::Restart(stop_signal));
+                Ok(())
             }
         }
     }
