@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::flags::InitArgs;
+use crate::renderfiles_cmd::RenderfilesArgs;
 use crate::up::{CheckArgs, UpArgs};
 use crate::wait_cmd::WaitArgs;
 
@@ -39,10 +40,14 @@ pub enum Command {
     Up(UpArgs),
     /// Validate the configuration and print the plan.
     Check(CheckArgs),
+    /// Render every `file` block, then exec CMD (which takes gantry's PID).
+    Renderfiles(RenderfilesArgs),
     /// Wait until every dependency (given as URLs) is ready, then exec CMD, or exit 0.
     Wait(WaitArgs),
     /// Print the version.
     Version,
+    /// Reload a process in a shared PID namespace when its configuration changes.
+    Sidecar(crate::sidecar::SidecarArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

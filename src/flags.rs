@@ -166,6 +166,7 @@ pub fn jobs(args: &InitArgs, words: &[String]) -> Vec<JobSpec> {
                 one_time: true,
                 controllable: false,
                 stop: stop.clone(),
+                watches: Vec::new(),
                 origin: None,
             }
         })

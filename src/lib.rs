@@ -9,10 +9,14 @@
 //! | `config` | loading `*.hcl` into a validated plan, with positions for every error |
 //! | `up` | sequencing the phases of `gantry up`; `gantry check` |
 //! | `flags` | the flags-only init mode (`gantry -- CMD`) |
+//! | `render` | `file` blocks: tera templates, the sprig-like library, atomic writes, dry-run/diff |
+//! | `renderfiles_cmd` | `gantry renderfiles`: render every file, then exec a command |
 //! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
 //! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
 //! | `output` | where job output goes (passthrough, files, timestamps) |
 //! | `sys` | the system calls; the only `unsafe` code |
+//! | `watch` | change detection, `watch` blocks and the reload sequence; go-init-sentinel's flags |
+//! | `sidecar` | `gantry sidecar`: signal a process found by name when its config changes |
 //! | `probe_phase` | phase 3 of `up`: waiting for `wait = true` probes (probes live in `gantry-probes`) |
 //! | `wait_cmd` | `gantry wait URL... [-- CMD]`: probes from URLs, then exec (probes live in `gantry-probes`) |
 //! | `signals`, `timestamp`, `exit` | signal names, output timestamps, exit codes |
@@ -24,9 +28,13 @@ pub mod flags;
 pub mod output;
 pub mod probe_phase;
 pub mod reaper;
+pub mod render;
+pub mod renderfiles_cmd;
+pub mod sidecar;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
 pub mod timestamp;
 pub mod up;
 pub mod wait_cmd;
+pub mod watch;

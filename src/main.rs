@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gantry::cli::{self, Cli, Command};
-use gantry::{flags, up, wait_cmd};
+use gantry::{flags, renderfiles_cmd, up, wait_cmd};
 
 fn main() -> ExitCode {
     let args = flags::preprocess_args(std::env::args().collect());
@@ -17,6 +17,14 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => {
             cli::init_logging(cli.log_format, tracing::Level::WARN);
             up::check(args)
+        }
+        Some(Command::Sidecar(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::INFO);
+            gantry::sidecar::run(args.clone())
+        }
+        Some(Command::Renderfiles(args)) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            renderfiles_cmd::main(args)
         }
         Some(Command::Wait(args)) => {
             cli::init_logging(cli.log_format, tracing::Level::INFO);

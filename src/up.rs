@@ -59,6 +59,9 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
 pub fn check(args: &CheckArgs) -> i32 {
     match load(&args.config_dir) {
         Ok(plan) => {
+            if let Err(code) = crate::renderfiles_cmd::check_templates(&plan.files) {
+                return code;
+            }
             println!("configuration in {} is valid", args.config_dir.display());
             print!("{}", config::describe_plan(&plan));
             0
@@ -73,6 +76,10 @@ pub fn up(args: &UpArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    // Phase 1, render: before the runtime starts, so a failed render stops gantry before any boot job.
+    if let Err(code) = crate::renderfiles_cmd::render_phase(&plan.files) {
+        return code;
+    }
     let keep_running = args.keep_running;
     let wait_timeout = args.wait_timeout;
     supervisor::with_runtime(true, false, move |ctx, mut signals| async move {
@@ -83,8 +90,6 @@ pub fn up(args: &UpArgs) -> i32 {
             .chain(plan.boot.iter().map(|b| b.stop.total()))
             .max()
             .unwrap_or(config::model::DEFAULT_STOP_TIMEOUT);
-
-        // Phase 1, render: SEAM(render) — files are rendered here, before any boot job.
 
         // Phase 2, boot: every boot job to completion, in parallel.
         if !plan.boot.is_empty() {

@@ -278,14 +278,71 @@ fn a_kubernetes_configmap_mount_is_loaded_once() {
 #[test]
 fn blocks_of_later_phases_are_refused_not_ignored() {
     let dir = Dir::new();
-    dir.write("a.hcl", "file \"/tmp/x\" {\n from = \"t.tpl\"\n}\n");
+    // `probe` blocks run now (tests/probe_phase.rs); `lazy` is still a later phase.
+    dir.write(
+        "a.hcl",
+        "job \"web\" {\n command = \"true\"\n lazy {\n  spinUpTimeout = \"5s\"\n }\n}\n",
+    );
     let out = run(gantry(&["up", "-c", dir.str()]));
     assert_eq!(out.code, Some(78));
     assert!(
-        out.stderr.contains(
-            "a.hcl:1:1: file \"/tmp/x\": file blocks are recognised but not supported yet"
-        ),
+        out.stderr
+            .contains("lazy blocks are recognised but not supported yet"),
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_watch_signals_the_job_once_per_change_and_restart_gives_a_new_pid() {
+    let dir = Dir::new();
+    let conf = dir.write("watched/app.conf", "v1\n");
+    let other = dir.write("watched/other.conf", "a\n");
+    let log = dir.join("log");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "app" {{
+  command = "bash"
+  args = ["-c", "trap 'echo hup >> {l}' HUP; echo \"up $$\" >> {l}; while true; do sleep 0.05; done"]
+  watch "{conf}" {{
+    signal = "HUP"
+  }}
+  watch "{other}" {{
+    signal = 15
+    restart = true
+  }}
+}}
+"#,
+            l = log.display(),
+            conf = conf.display(),
+            other = other.display()
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    wait_until("the job", || read(&log).contains("up "));
+    // No signal at start-up, even with two watches.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(!read(&log).contains("hup"), "{}", read(&log));
+    std::fs::write(&conf, "v2\n").expect("write");
+    wait_until("one HUP", || read(&log).contains("hup"));
+    std::fs::write(&other, "b\n").expect("write");
+    wait_until("a restart", || {
+        read(&log).lines().filter(|l| l.starts_with("up ")).count() == 2
+    });
+    kill(child.id(), 15);
+    let out = finish(child);
+    let text = read(&log);
+    assert_eq!(text.lines().filter(|l| *l == "hup").count(), 1, "{text}");
+    let pids: Vec<&str> = text.lines().filter(|l| l.starts_with("up ")).collect();
+    assert_ne!(pids[0], pids[1]);
+    assert!(
+        out.stderr.contains("restarting on request"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("failure 1"), "{}", out.stderr);
+    // The job has no TERM trap: it dies of the SIGTERM that stopped it.
+    assert_eq!(out.code, Some(143), "{}", out.stderr);
 }

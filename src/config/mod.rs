@@ -142,6 +142,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut plan = Plan::default();
     let mut job_names: HashMap<String, Pos> = HashMap::new();
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
+    let mut file_targets: HashMap<String, Pos> = HashMap::new();
     let mut probe_names: HashMap<String, Pos> = HashMap::new();
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
@@ -163,6 +164,14 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
                     }
                 }
             }
+            "file" => {
+                let unique = check_unique("file", block, &mut file_targets, errors);
+                if let Some(file) = crate::render::file_from_block(block, errors) {
+                    if unique {
+                        plan.files.push(file);
+                    }
+                }
+            }
             "probe" => {
                 let unique = check_unique("probe", block, &mut probe_names, errors);
                 if let Some(p) = probe::probe_from_block(block, errors) {
@@ -171,12 +180,6 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
                     }
                 }
             }
-            // SEAM(render): `file` blocks are read by their own module.
-            "file" => plan.pending.push(Pending {
-                kind: block.kind.to_ascii_lowercase(),
-                title: block.title(),
-                pos: block.pos.clone(),
-            }),
             _ => errors.push(
                 ConfigError::at(
                     block.pos.clone(),
@@ -217,7 +220,18 @@ fn check_unique(
 pub fn describe_plan(plan: &Plan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "1. render: nothing to render");
+    if plan.files.is_empty() {
+        let _ = writeln!(out, "1. render: nothing to render");
+    } else {
+        let _ = writeln!(
+            out,
+            "1. render: {} file(s), all rendered before any is written",
+            plan.files.len()
+        );
+        for f in &plan.files {
+            let _ = writeln!(out, "   - {}", crate::render::describe(f));
+        }
+    }
     if plan.boot.is_empty() {
         let _ = writeln!(out, "2. boot: no boot jobs");
     } else {
@@ -413,11 +427,13 @@ mod tests {
     #[test]
     fn other_phases_are_pending_not_ignored() {
         let plan = plan_of(
-            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n}\n",
+            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n lazy { spinUpTimeout = \"5s\" }\n}\n",
         )
         .expect("valid");
         let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["file", "watch"]);
+        assert_eq!(kinds, vec!["lazy"]);
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.jobs[0].watches.len(), 1);
     }
 
     #[test]

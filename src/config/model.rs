@@ -113,6 +113,8 @@ pub struct JobSpec {
     pub one_time: bool,
     pub controllable: bool,
     pub stop: StopSpec,
+    /// Reload on change: the job's `watch` blocks.
+    pub watches: Vec<crate::watch::WatchSpec>,
     /// Where the block was written, for messages.
     pub origin: Option<Pos>,
 }
@@ -140,6 +142,8 @@ pub struct Pending {
 /// Everything `gantry up` will do, in phase order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
+    /// `file` blocks, rendered before anything runs.
+    pub files: Vec<crate::render::FileSpec>,
     pub boot: Vec<BootJob>,
     pub jobs: Vec<JobSpec>,
     /// `probe` blocks, in file order; the `wait = true` ones gate the run phase.
@@ -272,8 +276,12 @@ pub fn job_from_block(
     let one_time = r.bool("oneTime").unwrap_or(false);
     let controllable = r.bool("controllable").unwrap_or(false);
     let stop = read_stop(&mut r);
-    // SEAM(watch, lazy): these blocks parse here; their modules turn them into runtime parts.
-    for kind in ["watch", "lazy", "listen"] {
+    let mut watches = Vec::new();
+    for b in r.blocks("watch") {
+        watches.extend(crate::watch::config::watch_from_block(&b, r.errors()));
+    }
+    // SEAM(lazy): these blocks parse here; their modules turn them into runtime parts.
+    for kind in ["lazy", "listen"] {
         for b in r.blocks(kind) {
             pending.push(Pending {
                 kind: kind.to_string(),
@@ -291,6 +299,7 @@ pub fn job_from_block(
         one_time,
         controllable,
         stop,
+        watches,
         origin: Some(block.pos.clone()),
     })
 }

@@ -290,6 +290,18 @@ impl Converter<'_> {
                 // HCL1 (mittnite) allows bare words in a few places; treat them as strings.
                 Value::String(v.value().to_string())
             }
+            // A heredoc without interpolation is plain text: the natural way to write a multi-line
+            // `content` template (tera's `{{ }}` and `{% %}` are not HCL interpolation).
+            Expression::HeredocTemplate(h)
+                if h.template.iter().all(|e| e.as_literal().is_some()) =>
+            {
+                Value::String(
+                    h.template
+                        .iter()
+                        .filter_map(|e| e.as_literal().map(|l| l.as_str()))
+                        .collect(),
+                )
+            }
             Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
                 errors.push(ConfigError::at(
                     pos,

@@ -25,8 +25,12 @@ pub enum Control {
     Stop,
     /// SIGKILL now (a second SIGTERM during shutdown).
     Kill,
-    /// Forward a signal.
+    /// Forward a signal (to the process group or the main process, as `Ctx` says).
     Signal(i32),
+    /// Send a signal to the main process only.
+    SignalMain(i32),
+    /// Stop gracefully, starting with this signal, and start again at once; not a failure.
+    Restart(i32),
 }
 
 /// How a job ended.
@@ -69,6 +73,8 @@ pub struct Actor {
     pub stop: StopSpec,
     /// Each run may last at most this long (boot jobs).
     pub timeout: Option<Duration>,
+    /// Files whose changes reload or restart the job.
+    pub watches: Vec<crate::watch::WatchSpec>,
 }
 
 /// A handle to a running actor.
@@ -92,9 +98,19 @@ pub fn spawn(actor: Actor, ctx: Ctx, events: mpsc::UnboundedSender<JobEvent>) ->
         name: actor.name.clone(),
         tx,
     };
+    let mut watch_tasks = Vec::new();
+    for spec in &actor.watches {
+        match crate::watch::job::spawn_watch(spec.clone(), handle.clone(), ctx.reaper.clone()) {
+            Ok(task) => watch_tasks.push(task),
+            Err(e) => tracing::error!("job {:?}: cannot watch {:?}: {e}", actor.name, spec.path),
+        }
+    }
     tokio::spawn(async move {
         let name = actor.name.clone();
         let outcome = actor.run(ctx, rx).await;
+        for task in watch_tasks {
+            task.abort();
+        }
         let _ = events.send(JobEvent { name, outcome });
     });
     handle
@@ -145,7 +161,8 @@ impl Running {
                     ctl = rx.recv() => match ctl {
                         Some(Control::Kill) => { killed = true; break 'stages; }
                         Some(Control::Signal(n)) => self.signal(n, forward_to_group),
-                        Some(Control::Stop) | None => {}
+                        Some(Control::SignalMain(n)) => self.signal(n, false),
+                        Some(Control::Stop) | Some(Control::Restart(_)) | None => {}
                     },
                 }
             }
@@ -195,6 +212,10 @@ impl Actor {
                         Ran::Stopped(status) => {
                             tracing::info!("{kind} {name:?} stopped ({status})");
                             return Outcome::Stopped(Some(status));
+                        }
+                        Ran::Restarted(status) => {
+                            tracing::info!("{kind} {name:?} restarting on request ({status})");
+                            continue;
                         }
                     }
                 }
@@ -262,7 +283,8 @@ impl Actor {
                                 Some(Control::Stop) | Some(Control::Kill) | None => {
                                     return Outcome::Stopped(None);
                                 }
-                                Some(Control::Signal(_)) => {} // nothing running to signal
+                                Some(Control::Restart(_)) => break, // start now
+                                Some(Control::Signal(_)) | Some(Control::SignalMain(_)) => {} // nothing to signal
                             },
                         }
                     }
@@ -302,6 +324,15 @@ impl Actor {
                         return Ran::Stopped(running.wait().await);
                     }
                     Some(Control::Signal(n)) => running.signal(n, ctx.forward_to_group),
+                    Some(Control::SignalMain(n)) => running.signal(n, false),
+                    Some(Control::Restart(signal)) => {
+                        let mut stop = self.stop.clone();
+                        if let Some(first) = stop.stages.first_mut() {
+                            first.0 = signal;
+                        }
+                        let status = running.stop(&stop, rx, ctx.forward_to_group).await;
+                        return Ran::Restarted(status);
+                    }
                 },
             }
         }
@@ -310,6 +341,8 @@ impl Actor {
 
 enum Ran {
     Exited(ExitStatus),
+    /// Stopped for a restart on request: start again at once, without counting a failure.
+    Restarted(ExitStatus),
     TimedOut(ExitStatus),
     Stopped(ExitStatus),
 }

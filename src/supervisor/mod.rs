@@ -86,6 +86,7 @@ pub fn job_actor(spec: &JobSpec) -> (Actor, bool) {
             policy: Policy::new(spec.max_attempts, spec.one_time),
             stop: spec.stop.clone(),
             timeout: None,
+            watches: spec.watches.clone(),
         },
         spec.can_fail,
     )
@@ -101,6 +102,7 @@ pub fn boot_actor(spec: &BootJob) -> (Actor, bool) {
             policy: Policy::new(Attempts::Limited(1), true),
             stop: spec.stop.clone(),
             timeout: spec.timeout,
+            watches: Vec::new(),
         },
         spec.can_fail,
     )

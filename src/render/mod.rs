@@ -1,0 +1,334 @@
+//! The render phase: `file` blocks turned into files on disk.
+//!
+//! Owns the `file` block's schema ([`file_from_block`]), the [`FileSpec`] it becomes, rendering specs with tera ([`render_all`]), writing
+//! the results atomically ([`write_all`]) and showing what would change ([`dry_run`], [`diff`]). It
+//! does not parse HCL (`config` does, and hands each `file` block to [`file_from_block`]) and does not
+//! run anything afterwards (that is `renderfiles` and `up`).
+//!
+//! # Two steps, on purpose
+//!
+//! [`render_all`] renders every spec in memory and returns either all the contents or every error it
+//! found; [`write_all`] then writes them. So a template error in the third file leaves the first two
+//! untouched: a broken deploy changes nothing on disk. Writing itself is atomic per file (a temporary
+//! file in the target's directory, fsync'd, renamed over the target) but not across files: if the disk
+//! fills up while writing the third file, the first two are already new. There is no portable way to
+//! rename several files at once, and the per-file guarantee is the one readers rely on (nobody ever
+//! reads half a file).
+//!
+//! # Paths
+//!
+//! `from` and the target are used as written: relative paths resolve against gantry's working
+//! directory, as in mittnite (not against the config file's directory).
+//!
+//! # `overwrite = false`
+//!
+//! If the target exists, the block is skipped entirely: its template is not even rendered, so a
+//! `randAlphaNum` secret generated on first boot stays the same on every later boot, and the template
+//! may read variables that are only set on first boot.
+
+mod block;
+mod funcs;
+mod preview;
+mod template;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use block::{describe, file_from_block};
+pub use preview::{diff, dry_run};
+pub use template::{render as render_template, TemplateError, TemplateErrorKind};
+pub use write::{write_atomic, WriteError, WriteOptions, WriteOutcome};
+
+/// The environment a template sees as `Env`.
+pub type Env = BTreeMap<String, String>;
+
+/// gantry's own environment, as `Env`. Variables whose name or value is not UTF-8 are converted
+/// lossily rather than dropped, so a template still sees that they are set.
+pub fn process_env() -> Env {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Where a `file` block's template comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `from = "path"`: a template file, relative to the working directory.
+    From(PathBuf),
+    /// `content = "..."`: the template inline in the config.
+    Content(String),
+}
+
+/// Where a `file` block was written, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The config file that holds the block.
+    pub file: PathBuf,
+    /// 1-based line of the block's header.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.as_os_str().is_empty() {
+            f.write_str("<no config file>")
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
+    }
+}
+
+/// One `file "TARGET" { ... }` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    /// Where the rendered file goes.
+    pub target: PathBuf,
+    pub source: Source,
+    /// The block's `params`, seen by the template as `Params` (null means an empty map).
+    pub params: serde_json::Value,
+    /// `false`: leave an existing target alone (and do not render it). Default `true`.
+    pub overwrite: bool,
+    /// Permission bits to set (e.g. `0o640`). `None`: an existing file keeps its mode, a new one gets
+    /// `0666` less the umask.
+    pub mode: Option<u32>,
+    /// Owner, as a name or a number; applied only when gantry runs as root.
+    pub user: Option<String>,
+    /// Group, as a name or a number; applied only when gantry runs as root.
+    pub group: Option<String>,
+    pub origin: Origin,
+}
+
+impl FileSpec {
+    /// A spec with mittnite's defaults: no params, `overwrite = true`, mode and owner left alone.
+    pub fn new(target: impl Into<PathBuf>, source: Source) -> Self {
+        FileSpec {
+            target: target.into(),
+            source,
+            params: serde_json::Value::Null,
+            overwrite: true,
+            mode: None,
+            user: None,
+            group: None,
+            origin: Origin::default(),
+        }
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            mode: self.mode,
+            user: self.user.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+/// Parses a `mode` as written in a config: octal, with or without a leading `0` or `0o` (`"0640"`,
+/// `"640"`, `"0o640"`). Only permission bits (and setuid/setgid/sticky) are accepted.
+pub fn parse_mode(given: &str) -> Result<u32, String> {
+    let s = given.trim();
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(format!(
+            "mode {given:?} is not an octal number such as \"0640\""
+        ));
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!("mode {given:?} is larger than 07777")),
+    }
+}
+
+/// What rendering decided for one spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write this content.
+    Write(String),
+    /// The target exists and `overwrite = false`: leave it alone.
+    Keep,
+}
+
+/// A spec and what to do with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub spec: FileSpec,
+    pub action: Action,
+}
+
+/// Why one `file` block could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("file \"{}\" ({origin}): cannot read template {}: {source}", target.display(), from.display())]
+    MissingTemplate {
+        target: PathBuf,
+        origin: Origin,
+        from: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file \"{}\" ({origin}): template {} is not UTF-8 text", target.display(), from.display())]
+    NotText {
+        target: PathBuf,
+        origin: Origin,
+        from: PathBuf,
+    },
+    #[error("file \"{}\" ({origin}): cannot check whether the target exists: {source}", target.display())]
+    Target {
+        target: PathBuf,
+        origin: Origin,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file \"{}\" ({origin}): {error}", target.display())]
+    Template {
+        target: PathBuf,
+        origin: Origin,
+        #[source]
+        error: Box<TemplateError>,
+    },
+}
+
+/// Every render error of a run, so one attempt shows all of them.
+#[derive(Debug, thiserror::Error)]
+pub struct RenderFailed(pub Vec<RenderError>);
+
+impl fmt::Display for RenderFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders one spec (see the module docs for `overwrite = false`).
+pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
+    if !spec.overwrite {
+        let exists = spec
+            .target
+            .try_exists()
+            .map_err(|source| RenderError::Target {
+                target: spec.target.clone(),
+                origin: spec.origin.clone(),
+                source,
+            })?;
+        if exists {
+            return Ok(Rendered {
+                spec: spec.clone(),
+                action: Action::Keep,
+            });
+        }
+    }
+    let (name, text) = match &spec.source {
+        Source::From(path) => (path.display().to_string(), read_template(spec, path)?),
+        Source::Content(text) => (content_name(spec), text.clone()),
+    };
+    let out = template::render(&name, &text, env, &spec.params).map_err(|error| {
+        RenderError::Template {
+            target: spec.target.clone(),
+            origin: spec.origin.clone(),
+            error: Box::new(error),
+        }
+    })?;
+    Ok(Rendered {
+        spec: spec.clone(),
+        action: Action::Write(out),
+    })
+}
+
+fn read_template(spec: &FileSpec, path: &Path) -> Result<String, RenderError> {
+    let bytes = std::fs::read(path).map_err(|source| RenderError::MissingTemplate {
+        target: spec.target.clone(),
+        origin: spec.origin.clone(),
+        from: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| RenderError::NotText {
+        target: spec.target.clone(),
+        origin: spec.origin.clone(),
+        from: path.to_path_buf(),
+    })
+}
+
+/// Renders every spec in memory. Either every spec rendered, or every error is returned.
+pub fn render_all(specs: &[FileSpec], env: &Env) -> Result<Vec<Rendered>, RenderFailed> {
+    let mut done = Vec::with_capacity(specs.len());
+    let mut errors = Vec::new();
+    for spec in specs {
+        match render_one(spec, env) {
+            Ok(r) => done.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        Err(RenderFailed(errors))
+    }
+}
+
+/// Reads and parses every spec's template without rendering it: the checks that do not depend on the
+/// environment (a missing `from` file, a syntax error). For `gantry check`.
+pub fn check_all(specs: &[FileSpec]) -> Result<(), RenderFailed> {
+    let mut errors = Vec::new();
+    for spec in specs {
+        let (name, text) = match &spec.source {
+            Source::From(path) => match read_template(spec, path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            Source::Content(text) => (content_name(spec), text.clone()),
+        };
+        if let Err(error) = template::parse(&name, &text) {
+            errors.push(RenderError::Template {
+                target: spec.target.clone(),
+                origin: spec.origin.clone(),
+                error: Box::new(error),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RenderFailed(errors))
+    }
+}
+
+fn content_name(spec: &FileSpec) -> String {
+    format!(
+        "content of file \"{}\" ({})",
+        spec.target.display(),
+        spec.origin
+    )
+}
+
+/// Writes every rendered file, each atomically, in order; stops at the first failure.
+pub fn write_all(rendered: &[Rendered]) -> Result<Vec<WriteOutcome>, WriteError> {
+    let mut outcomes = Vec::with_capacity(rendered.len());
+    for r in rendered {
+        let outcome = match &r.action {
+            Action::Keep => WriteOutcome::Kept,
+            Action::Write(content) => {
+                write_atomic(&r.spec.target, content.as_bytes(), &r.spec.write_options())?
+            }
+        };
+        tracing::info!(target = %r.spec.target.display(), outcome = ?outcome, "rendered file");
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! `gantry renderfiles -c DIR [--dry-run | --diff] [--] [CMD ARGS...]`: render every `file` block,
+//! then become CMD.
+//!
+//! Owns the one-shot mode and the render phase as `up` runs it ([`render_phase`]). CMD is started with
+//! `exec`, not as a child: it takes gantry's PID (PID 1 in a container), receives signals directly and
+//! its exit code is the container's. That is the point of this mode, and why it needs no supervisor.
+//! If anything fails to render, CMD never runs.
+//!
+//! Exit codes: CMD's own once it runs; 65 when a template failed to render or a file could not be
+//! written; 78 when the configuration is invalid; 126 when CMD cannot be executed; 127 when it is not
+//! found. `--dry-run` and `--diff` write nothing, run nothing, and exit 0.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+use crate::config;
+use crate::exit;
+use crate::render::{self, FileSpec};
+
+/// Arguments of `gantry renderfiles`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenderfilesArgs {
+    /// Directory with the *.hcl configuration; its `file` blocks are rendered.
+    #[arg(short = 'c', long = "config-dir", env = "GANTRY_CONFIG_DIR", default_value = config::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+    /// Print what would be written to stdout; write nothing, run nothing.
+    #[arg(long, conflicts_with = "diff")]
+    pub dry_run: bool,
+    /// Print a unified diff against the files on disk; write nothing, run nothing.
+    #[arg(long)]
+    pub diff: bool,
+    /// The command to exec once every file is written (optional).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `gantry renderfiles`: load the configuration, then [`run`].
+pub fn main(args: &RenderfilesArgs) -> i32 {
+    match config::load(&args.config_dir) {
+        // Other blocks (jobs, probes) are validated but not needed here.
+        Ok(plan) => run(args, &plan.files),
+        Err(errors) => {
+            eprint!("gantry: {errors}");
+            exit::CONFIG
+        }
+    }
+}
+
+/// Renders `specs`, then prints (`--dry-run`, `--diff`) or writes them and execs the command.
+/// Returns only when something failed or there is no command to exec.
+pub fn run(args: &RenderfilesArgs, specs: &[FileSpec]) -> i32 {
+    let env = render::process_env();
+    let rendered = match render::render_all(specs, &env) {
+        Ok(r) => r,
+        Err(failed) => {
+            report_render_errors(&failed);
+            return exit::RENDER_FAILED;
+        }
+    };
+    if args.dry_run || args.diff {
+        let mut out = std::io::stdout().lock();
+        let printed = if args.dry_run {
+            render::dry_run(&rendered, &mut out)
+        } else {
+            render::diff(&rendered, &mut out)
+        };
+        return match printed.and_then(|()| out.flush()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("gantry: cannot print: {e}");
+                exit::INTERNAL
+            }
+        };
+    }
+    if let Err(e) = render::write_all(&rendered) {
+        eprintln!("gantry: {e}");
+        return exit::RENDER_FAILED;
+    }
+    match args.command.split_first() {
+        None => 0,
+        Some((program, rest)) => exec(program, rest),
+    }
+}
+
+/// The render phase of `gantry up`: render everything, then write; on failure print every error and
+/// return the exit code gantry should stop with.
+pub fn render_phase(specs: &[FileSpec]) -> Result<(), i32> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    tracing::info!("render: {} file(s)", specs.len());
+    let rendered = render::render_all(specs, &render::process_env()).map_err(|failed| {
+        report_render_errors(&failed);
+        exit::RENDER_FAILED
+    })?;
+    render::write_all(&rendered).map_err(|e| {
+        eprintln!("gantry: {e}");
+        exit::RENDER_FAILED
+    })?;
+    Ok(())
+}
+
+/// For `gantry check`: every template can be read and parses (nothing is rendered or written, since
+/// the environment at check time is not the one at run time).
+pub fn check_templates(specs: &[FileSpec]) -> Result<(), i32> {
+    render::check_all(specs).map_err(|failed| {
+        let n = failed.0.len();
+        eprintln!(
+            "gantry: {n} template{} cannot be used:",
+            if n == 1 { "" } else { "s" }
+        );
+        for e in &failed.0 {
+            eprintln!("  {e}");
+        }
+        exit::RENDER_FAILED
+    })
+}
+
+fn report_render_errors(failed: &render::RenderFailed) {
+    let n = failed.0.len();
+    eprintln!(
+        "gantry: {n} file{} could not be rendered; nothing was written:",
+        if n == 1 { "" } else { "s" }
+    );
+    for e in &failed.0 {
+        eprintln!("  {e}");
+    }
+}
+
+/// Replaces gantry with the command (PATH lookup as a shell does). Returns only on failure.
+fn exec(program: &OsString, args: &[OsString]) -> i32 {
+    let _ = std::io::stdout().flush();
+    let err = std::process::Command::new(program).args(args).exec();
+    eprintln!("gantry: cannot run {}: {err}", program.to_string_lossy());
+    exit::ExitStatus::from_spawn_error(&err).code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Harness {
+        #[command(flatten)]
+        args: RenderfilesArgs,
+    }
+
+    fn parse(argv: &[&str]) -> RenderfilesArgs {
+        let mut full = vec!["renderfiles"];
+        full.extend_from_slice(argv);
+        Harness::try_parse_from(full).expect("valid arguments").args
+    }
+
+    #[test]
+    fn command_may_follow_with_or_without_double_dash() {
+        let a = parse(&["-c", "/cfg", "sleep", "10"]);
+        assert_eq!(a.config_dir, PathBuf::from("/cfg"));
+        assert_eq!(a.command, vec![OsString::from("sleep"), "10".into()]);
+        let b = parse(&["--", "nginx", "-g", "daemon off;"]);
+        assert_eq!(
+            b.command,
+            vec![OsString::from("nginx"), "-g".into(), "daemon off;".into()]
+        );
+    }
+
+    #[test]
+    fn flags_after_the_command_belong_to_the_command() {
+        let a = parse(&["--diff", "echo", "--dry-run"]);
+        assert!(a.diff && !a.dry_run);
+        assert_eq!(a.command, vec![OsString::from("echo"), "--dry-run".into()]);
+    }
+
+    #[test]
+    fn dry_run_and_diff_exclude_each_other() {
+        let r = Harness::try_parse_from(["renderfiles", "--dry-run", "--diff"]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn render_error_is_exit_65_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = dir.path().join("ok");
+        let specs = [
+            FileSpec::new(&ok, render::Source::Content("fine".into())),
+            FileSpec::new(
+                dir.path().join("bad"),
+                render::Source::Content("{{ Nope }}".into()),
+            ),
+        ];
+        let args = parse(&["/bin/sh", "-c", "exit 0"]);
+        assert_eq!(run(&args, &specs), exit::RENDER_FAILED);
+        assert!(!ok.exists());
+        assert_eq!(render_phase(&specs), Err(exit::RENDER_FAILED));
+        assert!(!ok.exists());
+    }
+
+    #[test]
+    fn without_a_command_it_renders_and_returns_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("out");
+        let specs = [FileSpec::new(&target, render::Source::Content("x".into()))];
+        assert_eq!(run(&parse(&[]), &specs), 0);
+        assert_eq!(std::fs::read_to_string(&target).expect("written"), "x");
+    }
+
+    #[test]
+    fn dry_run_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("out");
+        let specs = [FileSpec::new(&target, render::Source::Content("x".into()))];
+        assert_eq!(run(&parse(&["--dry-run"]), &specs), 0);
+        assert!(!target.exists());
+    }
+}

@@ -1,0 +1,264 @@
+//! Reading a `watch "PATH" { ... }` block (inside a `job`) into a [`WatchSpec`].
+//!
+//! Owns the block's attribute names and their validation, with mittnite's spelling (`signal`, `restart`,
+//! `preCommand { command, args }`, `postCommand { ... }`) and gantry's additions (`validate { ... }`,
+//! `debounce`, `splay`, `poll`, `target`). Errors go to the config loader's [`Errors`] with positions,
+//! like every other block. It must not touch the job the block belongs to or start anything.
+
+use crate::config::node::Block;
+use crate::config::{ConfigError, Errors, Reader};
+
+use super::reload::{CommandSpec, SignalTarget, WatchSpec};
+
+/// Reads one `watch` block. `None` when it has errors (already recorded in `errors`).
+pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec> {
+    let mut r = Reader::new(block, errors);
+    let path = match block.labels.as_slice() {
+        [p] if !p.trim().is_empty() => Some(p.clone()),
+        _ => {
+            r.errors().push(ConfigError::at(
+                block.pos.clone(),
+                "watch block needs exactly one path or glob, as in watch \"/etc/app/*.conf\" { signal = \"HUP\" }",
+            ));
+            None
+        }
+    };
+    let restart = r.bool("restart").unwrap_or(false);
+    // mittnite requires `signal`; without one, a reload means SIGHUP and a restart means SIGTERM.
+    let signal = r
+        .signal("signal")
+        .unwrap_or(if restart { libc::SIGTERM } else { libc::SIGHUP });
+    let target = match r.value("target") {
+        None => SignalTarget::ProcessGroup,
+        Some(v) => {
+            let pos = v.pos.clone();
+            match r
+                .string("target")
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("group" | "processgroup" | "process_group") => SignalTarget::ProcessGroup,
+                Some("main" | "process" | "mainprocess" | "main_process") => {
+                    SignalTarget::MainProcess
+                }
+                Some(other) => {
+                    r.error(
+                        pos,
+                        "target",
+                        format!("{other:?} is not a target (use \"group\" or \"main\")"),
+                    );
+                    SignalTarget::ProcessGroup
+                }
+                None => SignalTarget::ProcessGroup,
+            }
+        }
+    };
+    let debounce = r.duration("debounce").unwrap_or(super::DEFAULT_DEBOUNCE);
+    let splay = r.duration("splay").filter(|d| !d.is_zero());
+    let poll = match (r.value("poll").map(|v| v.pos.clone()), r.duration("poll")) {
+        (Some(pos), Some(d)) if d.is_zero() => {
+            r.error(
+                pos,
+                "poll",
+                "must be longer than 0 (leave it out to use inotify)",
+            );
+            None
+        }
+        (_, d) => d,
+    };
+    let mut commands = [None, None, None];
+    let mut ok = true;
+    for (slot, kind) in commands
+        .iter_mut()
+        .zip(["validate", "preCommand", "postCommand"])
+    {
+        if let Some(b) = r.single_block(kind) {
+            match command_from_block(&b, r.errors()) {
+                Some(c) => *slot = Some(c),
+                None => ok = false,
+            }
+        }
+    }
+    r.finish();
+    let [validate, pre_command, post_command] = commands;
+    if !ok {
+        return None;
+    }
+    Some(WatchSpec {
+        path: path?,
+        signal,
+        restart,
+        target,
+        validate,
+        pre_command,
+        post_command,
+        debounce,
+        splay,
+        poll,
+    })
+}
+
+/// `preCommand { command = "nginx", args = ["-s", "reload"] }`.
+fn command_from_block(block: &Block, errors: &mut Errors) -> Option<CommandSpec> {
+    let mut r = Reader::new(block, errors);
+    let command = r.string("command");
+    let args = r.string_list("args").unwrap_or_default();
+    r.finish();
+    match command {
+        Some(c) if !c.trim().is_empty() => Some(CommandSpec { command: c, args }),
+        _ => {
+            errors.push(ConfigError::at(
+                block.pos.clone(),
+                format!(
+                    "{}: attribute \"command\" is required and must not be empty",
+                    block.kind
+                ),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// The watch blocks of the first job in `hcl`, read.
+    fn watches(hcl: &str) -> (Vec<WatchSpec>, Errors) {
+        let mut errors = Errors::default();
+        let root = crate::config::node::parse_file(Path::new("test.hcl"), hcl, &mut errors);
+        let job = root.blocks.first().expect("a job block");
+        let specs = job
+            .blocks
+            .iter()
+            .filter(|b| b.kind == "watch")
+            .filter_map(|b| watch_from_block(b, &mut errors))
+            .collect();
+        (specs, errors)
+    }
+
+    #[test]
+    fn mittnite_watch_blocks_read_unchanged() {
+        let (specs, errors) = watches(
+            r#"job "foo" {
+  command = "http-server"
+  watch "/etc/conf.d/barfoo" {
+    signal = 12
+    preCommand {
+      command = "echo"
+      args = ["before"]
+    }
+    postCommand {
+      command = "echo"
+      args = ["after"]
+    }
+  }
+  watch "/etc/conf.d/*.conf" {
+    signal = 15 # SIGTERM
+    restart = true
+  }
+}
+"#,
+        );
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(specs.len(), 2);
+        let w = &specs[0];
+        assert_eq!(w.path, "/etc/conf.d/barfoo");
+        assert_eq!(w.signal, libc::SIGUSR2);
+        assert!(!w.restart);
+        assert_eq!(
+            w.pre_command,
+            Some(CommandSpec {
+                command: "echo".into(),
+                args: vec!["before".into()]
+            })
+        );
+        assert_eq!(
+            w.post_command.as_ref().map(|c| c.args.clone()),
+            Some(vec!["after".to_string()])
+        );
+        assert_eq!(w.debounce, crate::watch::DEFAULT_DEBOUNCE);
+        assert_eq!(w.target, SignalTarget::ProcessGroup);
+        assert_eq!(
+            specs[1].action(),
+            crate::watch::Action::Restart {
+                stop_signal: libc::SIGTERM
+            }
+        );
+    }
+
+    #[test]
+    fn gantry_extensions() {
+        let (specs, errors) = watches(
+            r#"job "web" {
+  command = "nginx"
+  watch "/etc/nginx/nginx.conf" {
+    signal = "SIGHUP"
+    target = "main"
+    debounce = "50ms"
+    splay = "2s"
+    poll = "5s"
+    validate {
+      command = "nginx"
+      args = ["-t"]
+    }
+  }
+}
+"#,
+        );
+        assert!(errors.is_empty(), "{errors}");
+        let w = &specs[0];
+        assert_eq!(w.signal, libc::SIGHUP);
+        assert_eq!(w.target, SignalTarget::MainProcess);
+        assert_eq!(w.debounce, Duration::from_millis(50));
+        assert_eq!(w.splay, Some(Duration::from_secs(2)));
+        assert_eq!(w.poll, Some(Duration::from_secs(5)));
+        assert_eq!(
+            w.validate.as_ref().map(|c| c.command.as_str()),
+            Some("nginx")
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_positions_and_suggestions() {
+        let (specs, errors) = watches(
+            r#"job "web" {
+  command = "nginx"
+  watch "/a" {
+    signl = 1
+  }
+  watch "/b" {
+    signal = "SIGNOPE"
+    target = "everyone"
+    poll = "0s"
+  }
+  watch "/c" {
+    preCommand {
+      args = ["x"]
+    }
+  }
+  watch {
+    signal = 1
+  }
+}
+"#,
+        );
+        let text = errors.to_string();
+        assert!(text.contains("test.hcl:4:5"), "{text}");
+        assert!(text.contains("did you mean \"signal\"?"), "{text}");
+        assert!(text.contains("SIGNOPE"), "{text}");
+        assert!(text.contains("\"everyone\" is not a target"), "{text}");
+        assert!(text.contains("poll"), "{text}");
+        assert!(
+            text.contains("preCommand: attribute \"command\" is required"),
+            "{text}"
+        );
+        assert!(text.contains("exactly one path"), "{text}");
+        // Only the blocks without errors in their own structure come through.
+        let paths: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+        assert!(!paths.contains(&"/c"));
+    }
+}
