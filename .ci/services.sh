@@ -74,6 +74,10 @@ fi
 # SMTP and MongoDB servers for the tests, in a venv outside the repo.
 if [[ ! -x "$VENV/bin/aiosmtpd" || ! -x "$VENV/bin/nx-27017" ]]; then
   say "installing aiosmtpd and nx-27017 into $VENV"
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    say "python3 lacks venv support; installing python3-venv"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check aiosmtpd nx-27017 ||
     { say "ERROR: pip install aiosmtpd nx-27017 failed"; failed+=(python-venv); }

@@ -119,6 +119,32 @@ pub async fn wait_for_probes(
             }
         }
     }
+    wait_for(deps, deadline, signals).await
+}
+
+/// Probes from `--wait URL` options, for a mode that waits before it starts anything (e.g. the
+/// flags-only mode). Errors name the URL with its password hidden.
+pub fn dependencies_from_urls(
+    urls: &[String],
+    attempt_timeout: Duration,
+) -> Result<Vec<Dependency>, SpecError> {
+    gantry_probes::install_crypto_provider();
+    urls.iter()
+        .map(|url| {
+            let mut target = gantry_probes::parse_url(url)?;
+            target.timeout = attempt_timeout;
+            Ok(Dependency::from_probe(target.into_probe()?))
+        })
+        .collect()
+}
+
+/// Waits until every dependency is ready, with signals from the supervisor's signal loop.
+/// `Err(code)`: 75 when `deadline` passed, 128+N when SIGTERM/SIGINT arrived.
+pub async fn wait_for(
+    deps: Vec<Dependency>,
+    deadline: Option<Duration>,
+    signals: &mut UnboundedReceiver<i32>,
+) -> Result<(), i32> {
     if deps.is_empty() {
         return Ok(());
     }

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use gantry_probes::{parse_duration, parse_url, Dependency, WaitError, WaitOptions};
+use gantry_probes::{parse_duration, Dependency, WaitError, WaitOptions};
 
 use crate::exit;
 
@@ -49,20 +49,13 @@ pub struct WaitArgs {
 pub fn run(args: &WaitArgs) -> i32 {
     gantry_probes::install_crypto_provider();
 
-    let mut deps = Vec::with_capacity(args.urls.len());
-    for url in &args.urls {
-        let built = parse_url(url).and_then(|mut target| {
-            target.timeout = args.attempt_timeout;
-            target.into_probe()
-        });
-        match built {
-            Ok(probe) => deps.push(Dependency::from_probe(probe)),
-            Err(e) => {
-                tracing::error!("gantry wait: {e}");
-                return exit::USAGE;
-            }
+    let deps = match crate::probe_phase::dependencies_from_urls(&args.urls, args.attempt_timeout) {
+        Ok(deps) => deps,
+        Err(e) => {
+            tracing::error!("gantry wait: {e}");
+            return exit::USAGE;
         }
-    }
+    };
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -28,7 +28,7 @@ impl SmtpProbe {
             TlsParameters::new(t.endpoint.host.clone())
                 .map_err(|e| ProbeError::NotReady(format!("TLS setup: {e}")))
         };
-        let hello = ClientId::Domain("gantry-probe".into());
+        let hello = hello_name();
         let implicit = match t.tls {
             SmtpTls::Implicit => Some(tls()?),
             _ => None,
@@ -49,6 +49,19 @@ impl SmtpProbe {
         let noop = conn.command(lettre::transport::smtp::commands::Noop).await;
         let _ = conn.quit().await;
         noop.map(drop).map_err(fail)
+    }
+}
+
+/// The name sent with EHLO: this machine's host name (a container's is its id), as a real client
+/// would send; strict servers refuse made-up names less often than they refuse missing ones.
+fn hello_name() -> ClientId {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if name.is_empty() {
+        ClientId::Domain("localhost".into())
+    } else {
+        ClientId::Domain(name)
     }
 }
 
