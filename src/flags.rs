@@ -53,6 +53,9 @@ pub struct InitArgs {
     /// Expand $VAR and ${VAR} in the command and its arguments (for exec-form ENTRYPOINTs).
     #[arg(short = 'e', long)]
     pub expand_env: bool,
+    /// go-init-sentinel's file watches (`--watch PATH:SIGNAL`, `--interval`, `--splay`).
+    #[command(flatten)]
+    pub sentinel: crate::watch::sentinel::SentinelArgs,
 }
 
 impl InitArgs {
@@ -166,7 +169,7 @@ pub fn jobs(args: &InitArgs, words: &[String]) -> Vec<JobSpec> {
                 one_time: true,
                 controllable: false,
                 stop: stop.clone(),
-                watches: Vec::new(),
+                watches: args.sentinel.specs(),
                 origin: None,
             }
         })
@@ -250,6 +253,7 @@ mod tests {
             stage_timeout: Duration::from_secs(2),
             forward_to: ForwardTo::Group,
             expand_env: false,
+            sentinel: Default::default(),
         };
         assert_eq!(
             args.stop().stages,

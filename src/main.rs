@@ -7,7 +7,8 @@ use gantry::cli::{self, Cli, Command};
 use gantry::{flags, renderfiles_cmd, up, wait_cmd};
 
 fn main() -> ExitCode {
-    let args = flags::preprocess_args(std::env::args().collect());
+    let argv: Vec<String> = std::env::args().collect();
+    let args = flags::preprocess_args(gantry::watch::sentinel::rewrite_single_dash(argv));
     let cli = Cli::parse_from(args);
     let code = match &cli.command {
         Some(Command::Up(args)) => {

@@ -287,3 +287,24 @@ fn variables_expand_only_when_asked() {
     });
     assert_eq!(out.stdout.trim(), "$GANTRY_T");
 }
+
+#[test]
+fn go_init_sentinel_watch_flags_signal_the_child_on_change() {
+    let dir = Dir::new();
+    let cert = dir.write("certs/tls.pem", "one\n");
+    let log = dir.join("log");
+    let script = format!(
+        "trap 'echo hup >> {l}' HUP; echo up >> {l}; while true; do sleep 0.05; done",
+        l = log.display()
+    );
+    let watch = format!("-watch={}:SIGHUP", cert.display());
+    let child = spawn(gantry_pid1(&[&watch, "--", "bash", "-c", &script]));
+    let pid = inner_pid(child.id());
+    wait_until("the child", || read(&log).contains("up"));
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::write(&cert, "two\n").expect("rewrite");
+    wait_until("a HUP", || read(&log).contains("hup"));
+    kill(pid, 15);
+    let out = finish(child);
+    assert_eq!(read(&log).matches("hup").count(), 1, "{}", out.stderr);
+}
