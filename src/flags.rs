@@ -13,6 +13,9 @@ use crate::config::{parse_duration, Attempts, CommandSpec, JobSpec, StopSpec};
 use crate::exit;
 use crate::supervisor::{self, RunOptions};
 
+/// How long one `--wait` probe attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where forwarded signals go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ForwardTo {
@@ -53,6 +56,13 @@ pub struct InitArgs {
     /// Expand $VAR and ${VAR} in the command and its arguments (for exec-form ENTRYPOINTs).
     #[arg(short = 'e', long)]
     pub expand_env: bool,
+    /// Wait until this dependency is ready before starting the command (repeatable), e.g.
+    /// `mysql://user:pass@db:3306/app`, `redis://cache`, `tcp://host:port`, `http://svc/health`.
+    #[arg(long = "wait", value_name = "URL")]
+    pub wait: Vec<String>,
+    /// Give up waiting for --wait dependencies after this long and exit 75 (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub wait_timeout: Option<Duration>,
     /// go-init-sentinel's file watches (`--watch PATH:SIGNAL`, `--interval`, `--splay`).
     #[command(flatten)]
     pub sentinel: crate::watch::sentinel::SentinelArgs,
@@ -187,9 +197,25 @@ pub fn run(args: &InitArgs, words: &[String]) -> i32 {
     }
     // One command on a terminal owns the foreground, so Ctrl-C reaches it directly.
     let foreground = jobs.len() == 1 && nix::unistd::isatty(0).unwrap_or(false);
+    // Checked before anything starts, so a mistyped URL is a usage error, not a wait forever.
+    let deps = if args.wait.is_empty() {
+        Vec::new()
+    } else {
+        match crate::probe_phase::dependencies_from_urls(&args.wait, ATTEMPT_TIMEOUT) {
+            Ok(deps) => deps,
+            Err(e) => {
+                eprintln!("gantry: --wait: {e}");
+                return exit::USAGE;
+            }
+        }
+    };
+    let wait_timeout = args.wait_timeout;
     let grace = args.stop().total();
     let group = args.forward_to == ForwardTo::Group;
     supervisor::with_runtime(group, foreground, move |ctx, mut signals| async move {
+        if let Err(code) = crate::probe_phase::wait_for(deps, wait_timeout, &mut signals).await {
+            return code;
+        }
         let actors = jobs.iter().map(supervisor::job_actor).collect();
         let opts = RunOptions {
             keep_running: false,
@@ -253,6 +279,8 @@ mod tests {
             stage_timeout: Duration::from_secs(2),
             forward_to: ForwardTo::Group,
             expand_env: false,
+            wait: Vec::new(),
+            wait_timeout: None,
             sentinel: Default::default(),
         };
         assert_eq!(

@@ -308,3 +308,85 @@ fn go_init_sentinel_watch_flags_signal_the_child_on_change() {
     let out = finish(child);
     assert_eq!(read(&log).matches("hup").count(), 1, "{}", out.stderr);
 }
+
+#[test]
+fn wait_option_holds_the_command_until_the_dependency_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let url = format!("tcp://127.0.0.1:{port}");
+    let dir = Dir::new();
+    let marker = dir.join("started");
+    let script = format!("touch {}; echo started", marker.display());
+    let child = spawn(gantry(&["--wait", &url, "--", "sh", "-c", &script]));
+    // Nothing listens yet: the command must not have run.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !marker.exists(),
+        "the command ran before its dependency was up"
+    );
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "started");
+}
+
+#[test]
+fn wait_option_gives_up_with_75_and_rejects_bad_urls() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let url = format!("tcp://127.0.0.1:{port}");
+    let out = run(gantry(&[
+        "--wait",
+        &url,
+        "--wait-timeout",
+        "1s",
+        "--",
+        "echo",
+        "never",
+    ]));
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
+    let out = run(gantry(&["--wait", "nosuch://x", "--", "echo", "never"]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn on_a_terminal_ctrl_c_reaches_the_child_and_the_exit_code_is_130() {
+    // gantry runs on a new pseudo-terminal; ^C typed there must go to the child's process group (the
+    // terminal's foreground), not to gantry. Were gantry in the foreground instead, it would stop the
+    // child with SIGTERM and exit 143.
+    let script = r#"
+import os, pty, sys, select
+pid, fd = pty.fork()
+if pid == 0:
+    # The child is in its final form when it says "ready" (a shell would race a ^C against its fork).
+    child = "import time; print('ready', flush=True); time.sleep(100)"
+    os.execv(sys.argv[1], [sys.argv[1], "--", sys.executable, "-c", child])
+buf = b""
+while b"ready" not in buf:
+    r, _, _ = select.select([fd], [], [], 30)
+    if not r:
+        sys.exit("no output from the child")
+    buf += os.read(fd, 1024)
+os.write(fd, b"\x03")
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"#;
+    let out = run({
+        let mut c = std::process::Command::new("python3");
+        c.args(["-c", script, GANTRY]);
+        c
+    });
+    assert_eq!(out.stdout.trim(), "130", "stderr: {}", out.stderr);
+}
