@@ -29,11 +29,12 @@ def rss_kib(prefix):
         return None
     p = subprocess.Popen(prefix + ["sleep", "30"], env=ENV)
     time.sleep(0.5)
-    with open(f"/proc/{p.pid}/status") as f:
-        rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    with open(f"/proc/{p.pid}/smaps_rollup") as f:
+        fields = {l.split(":")[0]: int(l.split()[1]) for l in f if l.endswith("kB\n")}
     p.terminate()
     p.wait()
-    return rss
+    # RSS, and PSS (shared pages such as libc's divided among the processes that map them).
+    return fields["Rss"], fields["Pss"]
 
 
 CHILD = r"""
@@ -134,10 +135,12 @@ for name, prefix in INITS.items():
     }
 t = rows["tini"]
 print(f"# init benchmark ({'quick' if QUICK else 'full'}; ratios vs tini)\n")
-print(f"| | start-up `-- /bin/true` (median ms) | RSS while child sleeps (KiB) | signal forwarding p50 / p99 (µs) | reap 5000 orphans as PID 1 (ms) | wakeups / CPU ms while idle {idle_s} s |")
+print(f"| | start-up `-- /bin/true` (median ms) | RSS / PSS while child sleeps (KiB) | signal forwarding p50 / p99 (µs) | reap 5000 orphans as PID 1 (ms) | wakeups / CPU ms while idle {idle_s} s |")
 print("|---|---|---|---|---|---|")
 for name, r in rows.items():
     p50, p99 = r["fwd"]
     w, c = r["idle"]
-    print(f"| {name} | {fmt(r['start'])}{ratio(r['start'], t['start'])} | {fmt(r['rss'])}{ratio(r['rss'], t['rss'])} | "
+    rss, pss = r["rss"] or (None, None)
+    mem = "n/a" if rss is None else f"{rss} / {pss}{ratio(rss, t['rss'][0])}"
+    print(f"| {name} | {fmt(r['start'])}{ratio(r['start'], t['start'])} | {mem} | "
           f"{p50:.0f} / {p99:.0f}{ratio(p50, t['fwd'][0])} | {fmt(r['storm'])}{ratio(r['storm'], t['storm'])} | {fmt(w)} / {fmt(c)} |")

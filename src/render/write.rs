@@ -130,9 +130,9 @@ pub fn write_atomic(
 
     if let Some(meta) = &existing {
         if meta.is_file()
-            && opts.mode.map_or(true, |m| meta.mode() & 0o7777 == m)
-            && uid.map_or(true, |u| meta.uid() == u)
-            && gid.map_or(true, |g| meta.gid() == g)
+            && opts.mode.is_none_or(|m| meta.mode() & 0o7777 == m)
+            && uid.is_none_or(|u| meta.uid() == u)
+            && gid.is_none_or(|g| meta.gid() == g)
             && same_content(target, meta.len(), content)
         {
             return Ok(WriteOutcome::Unchanged);

@@ -297,7 +297,7 @@ impl Scanner<'_> {
             None if meta.is_file() => match hash_file(path) {
                 Ok(h) => Some(h),
                 Err(err) => {
-                    if old.map_or(true, |o| o.hash.is_some()) {
+                    if old.is_none_or(|o| o.hash.is_some()) {
                         tracing::warn!(path = %path.display(), %err, "cannot read watched file");
                     }
                     None
