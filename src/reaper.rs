@@ -14,7 +14,11 @@
 //! the reaper task cannot even run during a spawn; the lock makes the rule hold regardless.)
 //!
 //! **Signals** are blocked in every thread and read from one signalfd by [`signal_loop`]: SIGCHLD
-//! drives the reaper, every other signal is passed on to the supervisor as a plain number.
+//! drives the reaper; SIGTERM and SIGINT go to the supervisor, which owns shutdown; every other signal
+//! is forwarded right there to each job process registered as a forwarding target
+//! ([`Reaper::spawn_job`]). Forwarding from here keeps a signal's path to one `kill` with no task hop in
+//! between, and it is race-free for the same reason reaping is: a pid stays in the registry until it
+//! has been reaped, so it cannot have been reused by another process.
 
 use std::collections::HashMap;
 use std::io;
@@ -40,10 +44,17 @@ pub struct Spawned {
     pub stderr: Option<OwnedFd>,
 }
 
+/// A registered child: where its exit status goes, and whether it receives forwarded signals.
+#[derive(Debug)]
+struct Entry {
+    exit: oneshot::Sender<ExitStatus>,
+    forward: bool,
+}
+
 /// Routes exit statuses to the tasks that own the children.
 #[derive(Debug, Default)]
 pub struct Reaper {
-    waiters: Mutex<HashMap<i32, oneshot::Sender<ExitStatus>>>,
+    waiters: Mutex<HashMap<i32, Entry>>,
     changed: Notify,
     orphans: AtomicU64,
 }
@@ -53,19 +64,42 @@ impl Reaper {
         Arc::new(Reaper::default())
     }
 
-    fn registry(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<ExitStatus>>> {
+    fn registry(&self) -> MutexGuard<'_, HashMap<i32, Entry>> {
         // A poisoned lock only means another thread panicked while holding it; the map is still
         // consistent (every operation on it is a single insert or remove).
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts `spec` as a child with gantry's process model and registers it for reaping.
+    /// Starts `spec` as a child with gantry's process model and registers it for reaping. It does
+    /// not receive forwarded signals (helper commands: probes, watch commands).
     pub fn spawn(
         &self,
         spec: &CommandSpec,
         setup: ChildSetup,
         stdout: Stdio,
         stderr: Stdio,
+    ) -> io::Result<Spawned> {
+        self.start(spec, setup, stdout, stderr, false)
+    }
+
+    /// Like [`Reaper::spawn`], for a job: it receives the signals gantry forwards.
+    pub fn spawn_job(
+        &self,
+        spec: &CommandSpec,
+        setup: ChildSetup,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> io::Result<Spawned> {
+        self.start(spec, setup, stdout, stderr, true)
+    }
+
+    fn start(
+        &self,
+        spec: &CommandSpec,
+        setup: ChildSetup,
+        stdout: Stdio,
+        stderr: Stdio,
+        forward: bool,
     ) -> io::Result<Spawned> {
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -81,7 +115,7 @@ impl Reaper {
         let mut registry = self.registry();
         let mut child = cmd.spawn()?;
         let pid = child.id() as i32;
-        registry.insert(pid, tx);
+        registry.insert(pid, Entry { exit: tx, forward });
         drop(registry);
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
@@ -125,13 +159,27 @@ impl Reaper {
 
     fn deliver(&self, pid: i32, status: ExitStatus) {
         match self.registry().remove(&pid) {
-            Some(tx) => {
+            Some(entry) => {
                 // The owner may have gone away (e.g. gantry is exiting); nothing to do then.
-                let _ = tx.send(status);
+                let _ = entry.exit.send(status);
             }
             None => {
                 self.orphans.fetch_add(1, Ordering::Relaxed);
                 tracing::trace!(pid, %status, "reaped an orphan");
+            }
+        }
+    }
+
+    /// Sends `signal` to every job process (its process group with `group`). Pids are removed only
+    /// when reaped, so none of them can belong to another process.
+    pub fn forward(&self, signal: i32, group: bool) {
+        for (&pid, entry) in self.registry().iter() {
+            if entry.forward {
+                if let Err(e) = sys::send_signal(pid, signal, group) {
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        tracing::warn!(pid, "cannot forward {}: {e}", crate::signals::Name(signal));
+                    }
+                }
             }
         }
     }
@@ -147,11 +195,14 @@ impl Reaper {
     }
 }
 
-/// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, the rest go to `to_supervisor`.
+/// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, SIGTERM/SIGINT go to
+/// `to_supervisor`, every other signal is forwarded to the jobs (to their process groups with
+/// `forward_to_group`) and also reported to the supervisor.
 pub async fn signal_loop(
     fd: OwnedFd,
     reaper: Arc<Reaper>,
     to_supervisor: mpsc::UnboundedSender<i32>,
+    forward_to_group: bool,
 ) {
     let afd = match sys::async_signalfd(fd) {
         Ok(afd) => afd,
@@ -176,6 +227,9 @@ pub async fn signal_loop(
                     reaper.reap();
                 }
                 Ok(Some(sig)) => {
+                    if sig != libc::SIGTERM && sig != libc::SIGINT {
+                        reaper.forward(sig, forward_to_group);
+                    }
                     let _ = to_supervisor.send(sig);
                 }
                 Ok(None) => {

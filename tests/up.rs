@@ -346,3 +346,29 @@ job "app" {{
     // The job has no TERM trap: it dies of the SIGTERM that stopped it.
     assert_eq!(out.code, Some(143), "{}", out.stderr);
 }
+
+#[test]
+fn signals_reach_every_job_under_up() {
+    let dir = Dir::new();
+    let log = dir.join("log");
+    for name in ["a", "b"] {
+        dir.write(
+            &format!("{name}.hcl"),
+            &format!(
+                "job \"{name}\" {{\n command = \"bash\"\n args = [\"-c\", \"trap 'echo {name}-usr1 >> {l}' USR1; echo {name}-up >> {l}; while true; do sleep 0.05; done\"]\n}}\n",
+                l = log.display()
+            ),
+        );
+    }
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    wait_until("both jobs", || {
+        read(&log).contains("a-up") && read(&log).contains("b-up")
+    });
+    kill(child.id(), 10);
+    wait_until("USR1 in both jobs", || {
+        read(&log).contains("a-usr1") && read(&log).contains("b-usr1")
+    });
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(read(&log).matches("usr1").count(), 2, "{}", out.stderr);
+}

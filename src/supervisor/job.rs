@@ -186,9 +186,9 @@ impl Actor {
             new_process_group: true,
             foreground: ctx.foreground,
         };
-        let spawned = ctx
-            .reaper
-            .spawn(&self.command, setup, prepared.stdout, prepared.stderr)?;
+        let spawned =
+            ctx.reaper
+                .spawn_job(&self.command, setup, prepared.stdout, prepared.stderr)?;
         prepared
             .copy
             .start(spawned.stdout, spawned.stderr, &ctx.copiers);

@@ -1,7 +1,7 @@
 //! Running the phases: boot jobs to completion, then supervised jobs, then shutdown and exit code.
 //!
 //! This module owns the event loop of a running gantry. It starts one actor per job ([`job`]),
-//! listens to their outcomes and to the signals the reaper passes on, forwards signals, decides when to
+//! listens to their outcomes and to SIGTERM/SIGINT (the signal loop forwards the other signals), decides when to
 //! shut down (SIGTERM/SIGINT, a job that may not fail gave up, or — in the flags-only mode — the first
 //! command ended), walks the shutdown (every job's stop stages; a second SIGTERM/SIGINT kills at once),
 //! then makes sure no descendant is left (adopted orphans included) and picks the exit code.
@@ -161,10 +161,8 @@ pub async fn run_phase(
                         begin_shutdown(&mut report, Cause::Signal(sig), &live);
                     }
                 } else {
-                    tracing::debug!("forwarding {}", crate::signals::Name(sig));
-                    for (handle, _) in live.values() {
-                        handle.send(Control::Signal(sig));
-                    }
+                    // Already forwarded to every job by the signal loop.
+                    tracing::debug!("forwarded {}", crate::signals::Name(sig));
                 }
             }
             Some(event) = ev_rx.recv() => {
@@ -308,7 +306,12 @@ where
     rt.block_on(async move {
         let reaper = Reaper::new();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(reaper::signal_loop(fd, reaper.clone(), tx));
+        tokio::spawn(reaper::signal_loop(
+            fd,
+            reaper.clone(),
+            tx,
+            forward_to_group,
+        ));
         let ctx = Ctx {
             reaper,
             copiers: Copiers::default(),
