@@ -270,3 +270,46 @@ fn pidfile_and_name_are_mutually_exclusive_and_one_is_required() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNOPE"));
 }
+
+/// Like a pod with `shareProcessNamespace: true`: the target and the sidecar are the only processes of
+/// a new PID namespace (with its own /proc), and the sidecar finds the target there by name.
+#[test]
+fn finds_its_target_by_name_inside_a_shared_pid_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("conf");
+    fs::create_dir_all(&conf_dir).unwrap();
+    fs::write(conf_dir.join("app.ini"), "v1\n").unwrap();
+    let count = dir.path().join("hups");
+    let driver = format!(
+        r#"set -e
+COUNT={count}
+(exec -a pgbouncer bash -c 'trap "echo hup >> $0" HUP; echo ready >> $0.ready; while :; do sleep 1 & wait $!; done' "$COUNT") &
+until [ -e "$COUNT.ready" ]; do sleep 0.05; done
+CONFIG_DIR={conf} PROCESS_NAME=pgbouncer {bin} sidecar --debounce 100ms 2>{log} &
+sleep 1
+echo v2 > {conf}/app.ini
+for i in $(seq 1 200); do [ -s "$COUNT" ] && break; sleep 0.05; done
+sleep 0.5
+wc -l < "$COUNT" 2>/dev/null || echo 0"#,
+        count = count.display(),
+        conf = conf_dir.display(),
+        bin = env!("CARGO_BIN_EXE_gantry"),
+        log = dir.path().join("sidecar.log").display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "bash", "-c", &driver])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = fs::read_to_string(dir.path().join("sidecar.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "sidecar log:\n{log}"
+    );
+}

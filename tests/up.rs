@@ -372,3 +372,26 @@ fn signals_reach_every_job_under_up() {
     let out = finish(child);
     assert_eq!(read(&log).matches("usr1").count(), 2, "{}", out.stderr);
 }
+
+#[test]
+fn check_lists_each_jobs_watches() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"a\" {\n command = \"x\"\n watch \"/etc/a.conf\" { signal = \"HUP\" }\n watch \"/etc/b/*.conf\" {\n signal = 15\n restart = true\n }\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("watch /etc/a.conf: send SIGHUP to the process group"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("watch /etc/b/*.conf: restart (stop with SIGTERM)"),
+        "{}",
+        out.stdout
+    );
+}

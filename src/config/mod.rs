@@ -296,6 +296,9 @@ pub fn describe_plan(plan: &Plan) -> String {
                 crate::signals::Name(j.stop.first_signal()),
                 j.stop.total()
             );
+            for w in &j.watches {
+                let _ = writeln!(out, "     watch {}: {}", w.path, w.action());
+            }
         }
     }
     let _ = writeln!(
