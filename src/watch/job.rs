@@ -6,7 +6,6 @@
 //! `waitpid` of its own would race the reaper for exit statuses) and must not touch the job's process:
 //! only the actor does, on a [`Control`] message.
 
-use std::io::Read;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -16,6 +15,9 @@ use crate::exit::ExitStatus;
 use crate::reaper::Reaper;
 use crate::supervisor::job::{Control, JobHandle};
 use crate::sys::ChildSetup;
+
+/// How long a finished command's output may take to reach end-of-file.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs `command` to completion as a child registered with `reaper`, capturing stdout and stderr.
 /// The caller's runtime must be driving the reaper (SIGCHLD → [`Reaper::reap`]).
@@ -29,26 +31,49 @@ pub async fn run_with_reaper(
         foreground: false,
     };
     let spawned = reaper.spawn(&spec, setup, Stdio::piped(), Stdio::piped())?;
-    let drain = |fd: Option<std::os::fd::OwnedFd>| {
-        tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            if let Some(fd) = fd {
-                let _ = std::fs::File::from(fd).read_to_end(&mut buf);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut exit = spawned.exit;
+    let status = {
+        let reading = async {
+            tokio::join!(
+                read_into(spawned.stdout, &mut stdout),
+                read_into(spawned.stderr, &mut stderr)
+            )
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let status = loop {
+            tokio::select! {
+                status = &mut exit => break status,
+                _ = &mut reading, if !read_all => read_all = true,
             }
-            buf
-        })
-    };
-    let stdout = drain(spawned.stdout);
-    let stderr = drain(spawned.stderr);
-    let status = spawned
-        .exit
-        .await
-        .map_err(|_| std::io::Error::other("the reaper dropped this command's exit status"))?;
+        };
+        // A background process the command left behind may hold the pipes open; once the command
+        // itself has exited, its output gets a moment to drain and no more, so a reload never hangs.
+        if !read_all {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut reading).await;
+        }
+        status
+    }
+    .map_err(|_| std::io::Error::other("the reaper dropped this command's exit status"))?;
     Ok(CommandOutput {
         status: to_std(status),
-        stdout: stdout.await.unwrap_or_default(),
-        stderr: stderr.await.unwrap_or_default(),
+        stdout,
+        stderr,
     })
+}
+
+/// Appends what the pipe delivers to `buf` until end-of-file; what was read stays in `buf` even if
+/// the caller stops waiting.
+async fn read_into(fd: Option<std::os::fd::OwnedFd>, buf: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let Some(fd) = fd else { return };
+    match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(mut pipe) => {
+            let _ = pipe.read_to_end(buf).await;
+        }
+        Err(e) => tracing::warn!("cannot read a watch command's output: {e}"),
+    }
 }
 
 /// gantry's exit status as the `std` type `CommandOutput` carries (a raw wait status underneath).
