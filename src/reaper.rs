@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -56,7 +55,6 @@ struct Entry {
 pub struct Reaper {
     waiters: Mutex<HashMap<i32, Entry>>,
     changed: Notify,
-    orphans: AtomicU64,
 }
 
 impl Reaper {
@@ -163,10 +161,7 @@ impl Reaper {
                 // The owner may have gone away (e.g. gantry is exiting); nothing to do then.
                 let _ = entry.exit.send(status);
             }
-            None => {
-                self.orphans.fetch_add(1, Ordering::Relaxed);
-                tracing::trace!(pid, %status, "reaped an orphan");
-            }
+            None => tracing::trace!(pid, %status, "reaped an orphan"),
         }
     }
 
@@ -182,11 +177,6 @@ impl Reaper {
                 }
             }
         }
-    }
-
-    /// How many adopted orphans have been reaped so far.
-    pub fn orphans_reaped(&self) -> u64 {
-        self.orphans.load(Ordering::Relaxed)
     }
 
     /// Resolves after the next reaping pass.

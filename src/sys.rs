@@ -14,8 +14,6 @@ use std::process::Command;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use nix::sys::signal::Signal;
-
 /// Signals that are never blocked or caught: they report faults in gantry itself and must keep
 /// their default action (blocking a synchronous SIGSEGV is undefined behaviour).
 pub const FAULT_SIGNALS: &[i32] = &[
@@ -227,9 +225,4 @@ pub fn signal_all_as_pid1(signal: i32) -> io::Result<()> {
 /// True when the calling process is the `init` of its PID namespace.
 pub fn is_pid1() -> bool {
     std::process::id() == 1
-}
-
-/// Converts a `nix` signal for APIs that want one; real-time signals have no `Signal` value.
-pub fn nix_signal(n: i32) -> Option<Signal> {
-    Signal::try_from(n).ok()
 }

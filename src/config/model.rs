@@ -59,13 +59,6 @@ pub struct OutputSpec {
     pub timestamps: Option<TimestampFormat>,
 }
 
-impl OutputSpec {
-    /// True when output can go straight to the inherited descriptors with no copying.
-    pub fn is_passthrough(&self) -> bool {
-        self.stdout.is_none() && self.stderr.is_none() && self.timestamps.is_none()
-    }
-}
-
 /// How many times a failing job is started before it counts as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempts {
