@@ -174,12 +174,13 @@ pub async fn wait_for(
             Ok(())
         }
         Err(e @ WaitError::Deadline { .. }) => {
-            tracing::error!("probe: {e}; not starting any job");
+            tracing::error!("probe: {e}; nothing was started");
             Err(exit::PROBE_TIMEOUT)
         }
         Err(WaitError::Cancelled { .. }) => {
             tracing::info!(
-                "probe: stopped by signal {stopped_by} while waiting; no job was started"
+                "probe: stopped by {} while waiting; nothing was started",
+                crate::signals::Name(stopped_by)
             );
             Err(128 + stopped_by)
         }

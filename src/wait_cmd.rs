@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use gantry_probes::{parse_duration, Dependency, WaitError, WaitOptions};
+use gantry_probes::parse_duration;
 
 use crate::exit;
 
@@ -67,34 +67,20 @@ pub fn run(args: &WaitArgs) -> i32 {
             return exit::INTERNAL;
         }
     };
-    let options = WaitOptions {
-        deadline: args.timeout,
-        ..WaitOptions::default()
-    };
-    let outcome = runtime.block_on(wait(deps, &options));
+    let outcome = runtime.block_on(async {
+        let mut signals = match signal_channel() {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::error!("gantry wait: cannot handle SIGTERM/SIGINT: {e}");
+                return Err(exit::INTERNAL);
+            }
+        };
+        crate::probe_phase::wait_for(deps, args.timeout, &mut signals).await
+    });
     // Nothing of the runtime may linger into CMD.
     drop(runtime);
-
-    match outcome {
-        Ok(()) => {}
-        Err(Stop::Signal(sig)) => {
-            tracing::warn!(
-                "gantry wait: stopped by signal {sig} before every dependency was ready"
-            );
-            return 128 + sig;
-        }
-        Err(Stop::Wait(e @ WaitError::Deadline { .. })) => {
-            tracing::error!("gantry wait: {e}");
-            return exit::PROBE_TIMEOUT;
-        }
-        Err(Stop::Wait(e)) => {
-            tracing::error!("gantry wait: {e}");
-            return exit::INTERNAL;
-        }
-        Err(Stop::Setup(e)) => {
-            tracing::error!("gantry wait: {e}");
-            return exit::INTERNAL;
-        }
+    if let Err(code) = outcome {
+        return code;
     }
 
     let Some((program, rest)) = args.command.split_first() else {
@@ -113,35 +99,23 @@ pub fn run(args: &WaitArgs) -> i32 {
     }
 }
 
-enum Stop {
-    Signal(i32),
-    Wait(WaitError),
-    Setup(String),
-}
-
-async fn wait(deps: Vec<Dependency>, options: &WaitOptions) -> Result<(), Stop> {
+/// SIGTERM and SIGINT as numbers on a channel, the form `probe_phase::wait_for` takes. `gantry wait`
+/// does not use gantry's signalfd loop: CMD is exec'd afterwards and must not inherit a blocked mask.
+fn signal_channel() -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<i32>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| Stop::Setup(format!("cannot handle SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| Stop::Setup(format!("cannot handle SIGINT: {e}")))?;
-    let received = std::cell::Cell::new(0);
-    let cancel = async {
-        tokio::select! {
-            _ = term.recv() => received.set(libc::SIGTERM),
-            _ = int.recv() => received.set(libc::SIGINT),
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                _ = term.recv() => libc::SIGTERM,
+                _ = int.recv() => libc::SIGINT,
+            };
+            if tx.send(sig).is_err() {
+                return;
+            }
         }
-    };
-    match gantry_probes::wait_until_ready(deps, options, cancel).await {
-        Ok(summary) => {
-            tracing::info!(
-                "gantry wait: all {} ready after {}",
-                summary.ready.len(),
-                gantry_probes::fmt_duration(summary.elapsed)
-            );
-            Ok(())
-        }
-        Err(WaitError::Cancelled { .. }) => Err(Stop::Signal(received.get())),
-        Err(e) => Err(Stop::Wait(e)),
-    }
+    });
+    Ok(rx)
 }

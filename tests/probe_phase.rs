@@ -67,7 +67,7 @@ fn seed_probe_examples_run_unchanged_and_the_deadline_names_each_with_its_reason
         "amqp (amqp localhost:5672 vhost \"amqp.localhost.com\" as foo): ",
         "redis (redis localhost:6379/0): ERR AUTH",
         "some-file (filesystem /path/to/some/dir): No such file or directory",
-        "not starting any job",
+        "nothing was started",
     ] {
         assert!(
             out.stderr.contains(needle),
