@@ -3,29 +3,16 @@
 //! reaps every child of the process.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use gantry::reaper::Reaper;
 use gantry::watch::job::run_with_reaper;
 use gantry::watch::CommandSpec;
 
 #[test]
 fn a_command_that_leaves_a_process_holding_its_output_still_finishes() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let reaper = Reaper::new();
-        // The reaper's SIGCHLD loop, without the signalfd (a test thread cannot own SIGCHLD).
-        let r = Arc::clone(&reaper);
-        tokio::spawn(async move {
-            loop {
-                r.reap();
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
+    support::with_polling_reaper(|reaper| async move {
         let command = CommandSpec {
             command: "sh".into(),
             args: vec!["-c".into(), "echo validated; sleep 300 & exit 3".into()],

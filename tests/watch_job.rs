@@ -4,6 +4,8 @@
 //! the process.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +13,6 @@ use std::time::Duration;
 
 use gantry::config::{Attempts, CommandSpec as JobCommand, StopSpec};
 use gantry::output::Copiers;
-use gantry::reaper::Reaper;
 use gantry::supervisor::job::{self, Actor, Control, Ctx, Outcome};
 use gantry::supervisor::policy::Policy;
 use gantry::watch::job::spawn_watch;
@@ -55,20 +56,7 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
     let ready = dir.path().join("ready");
     fs::write(&conf, "ok v1\n").unwrap();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let reaper = Reaper::new();
-        // The reaper's SIGCHLD loop, without the signalfd (a test thread cannot own SIGCHLD).
-        let r = Arc::clone(&reaper);
-        tokio::spawn(async move {
-            loop {
-                r.reap();
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
+    support::with_polling_reaper(|reaper| async move {
         let ctx = Ctx {
             reaper: Arc::clone(&reaper),
             copiers: Copiers::default(),

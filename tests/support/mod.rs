@@ -152,3 +152,28 @@ impl Dir {
         self.0.path().to_str().expect("utf-8 temp path")
     }
 }
+
+/// Runs `body` on a current-thread runtime next to a polling stand-in for the reaper's SIGCHLD loop
+/// (a test thread cannot own SIGCHLD). A test binary using it reaps every child of its process, so it
+/// must be alone in that binary.
+pub fn with_polling_reaper<F, Fut>(body: F) -> Fut::Output
+where
+    F: FnOnce(std::sync::Arc<gantry::reaper::Reaper>) -> Fut,
+    Fut: std::future::Future,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let reaper = gantry::reaper::Reaper::new();
+        let r = std::sync::Arc::clone(&reaper);
+        tokio::spawn(async move {
+            loop {
+                r.reap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        body(reaper).await
+    })
+}
