@@ -1,27 +1,42 @@
-"""Side-by-side measurements of init wrappers: gantry (flags-only), tini, dumb-init, and no init.
+"""Side-by-side measurements of init wrappers: gantry's flags-only mode (the static musl build and the
+glibc build), tini, tini-static, dumb-init, and no init.
 
-Every figure comes from the same run on the same machine; ratios are against tini.
+Every figure comes from the same run on the same machine, and the time-sensitive ones are taken
+interleaved (one sample of each wrapper in turn) so that drift in the machine's speed during the
+run affects all of them alike. Ratios are against tini.
+
+Usage: python3 bench/init_bench.py GANTRY_STATIC GANTRY_GLIBC [--quick]
 """
-import os, signal, statistics, subprocess, sys, tempfile, time
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 
-GANTRY = sys.argv[1]
+STATIC, GLIBC = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
 INITS = {
-    "gantry": [GANTRY, "--"],
+    "gantry (static musl)": [STATIC, "--"],
+    "gantry (glibc)": [GLIBC, "--"],
     "tini": ["tini", "-s", "--"],
+    "tini-static": ["tini-static", "-s", "--"],
     "dumb-init": ["dumb-init"],
     "none": [],
 }
 ENV = dict(os.environ, GANTRY_LOG="error")
 
 
-def startup(prefix, n):
-    times = []
+def startup(n):
+    """Median wall time of `INIT /bin/true`, samples interleaved across the wrappers."""
+    times = {name: [] for name in INITS}
     for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run(prefix + ["/bin/true"], check=True, env=ENV)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        for name, prefix in INITS.items():
+            t = time.perf_counter()
+            subprocess.run(prefix + ["/bin/true"], check=True, env=ENV)
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) * 1e3 for name, v in times.items()}
 
 
 def rss_kib(prefix):
@@ -49,25 +64,32 @@ while True:
 """
 
 
-def forwarding(prefix, n):
+def forwarding(n):
+    """p50/p99 latency from kill(init, SIGUSR1) to the child's handler, signals interleaved."""
     d = tempfile.mkdtemp()
-    fifo = os.path.join(d, "acks")
-    os.mkfifo(fifo)
-    p = subprocess.Popen(prefix + [sys.executable, "-c", CHILD, fifo], env=ENV)
-    acks = open(fifo)
-    assert acks.readline().strip() == "ready"
-    lat = []
+    runs = {}
+    for i, (name, prefix) in enumerate(INITS.items()):
+        fifo = os.path.join(d, f"acks{i}")
+        os.mkfifo(fifo)
+        p = subprocess.Popen(prefix + [sys.executable, "-c", CHILD, fifo], env=ENV)
+        acks = open(fifo)
+        assert acks.readline().strip() == "ready"
+        runs[name] = (p, acks, [])
     for _ in range(n):
-        t = time.monotonic_ns()
-        os.kill(p.pid, signal.SIGUSR1)
-        got = int(acks.readline())
-        lat.append((got - t) / 1e3)
-        time.sleep(0.002)
-    # SIGTERM, not SIGKILL: a killed init would leave the child (and this pipe) behind.
-    p.terminate()
-    p.wait()
-    lat.sort()
-    return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
+        for p, acks, lat in runs.values():
+            t = time.monotonic_ns()
+            os.kill(p.pid, signal.SIGUSR1)
+            got = int(acks.readline())
+            lat.append((got - t) / 1e3)
+            time.sleep(0.002)
+    out = {}
+    for name, (p, acks, lat) in runs.items():
+        # SIGTERM, not SIGKILL: a killed init would leave the child (and this pipe) behind.
+        p.terminate()
+        p.wait()
+        lat.sort()
+        out[name] = (lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1])
+    return out
 
 
 STORM = r"""
@@ -115,32 +137,28 @@ def idle(prefix, secs):
     return w1 - w0, (c1 - c0) * 1000 // os.sysconf("SC_CLK_TCK")
 
 
-def fmt(v, unit=""):
-    return "n/a" if v is None else (f"{v:.2f}{unit}" if isinstance(v, float) else f"{v}{unit}")
+def fmt(v):
+    return "n/a" if v is None else (f"{v:.2f}" if isinstance(v, float) else f"{v}")
 
 
 def ratio(v, base):
     return "" if v is None or not base else f" ({v / base:.2f}x)"
 
 
-n_start, n_sig, idle_s = (50, 100, 3) if QUICK else (200, 500, 10)
-rows = {}
-for name, prefix in INITS.items():
-    rows[name] = {
-        "start": startup(prefix, n_start),
-        "rss": rss_kib(prefix),
-        "fwd": forwarding(prefix, n_sig),
-        "storm": reap_storm(prefix),
-        "idle": idle(prefix, idle_s),
-    }
+n_start, n_sig, idle_s = (50, 100, 3) if QUICK else (300, 1000, 10)
+start = startup(n_start)
+fwd = forwarding(n_sig)
+rows = {name: {"rss": rss_kib(prefix), "storm": reap_storm(prefix), "idle": idle(prefix, idle_s)}
+        for name, prefix in INITS.items()}
 t = rows["tini"]
-print(f"# init benchmark ({'quick' if QUICK else 'full'}; ratios vs tini)\n")
+print(f"# init benchmark ({'quick' if QUICK else 'full'}: {n_start} starts and {n_sig} signals each, "
+      "interleaved; ratios vs tini)\n")
 print(f"| | start-up `-- /bin/true` (median ms) | RSS / PSS while child sleeps (KiB) | signal forwarding p50 / p99 (µs) | reap 5000 orphans as PID 1 (ms) | wakeups / CPU ms while idle {idle_s} s |")
 print("|---|---|---|---|---|---|")
 for name, r in rows.items():
-    p50, p99 = r["fwd"]
+    p50, p99 = fwd[name]
     w, c = r["idle"]
     rss, pss = r["rss"] or (None, None)
     mem = "n/a" if rss is None else f"{rss} / {pss}{ratio(rss, t['rss'][0])}"
-    print(f"| {name} | {fmt(r['start'])}{ratio(r['start'], t['start'])} | {mem} | "
-          f"{p50:.0f} / {p99:.0f}{ratio(p50, t['fwd'][0])} | {fmt(r['storm'])}{ratio(r['storm'], t['storm'])} | {fmt(w)} / {fmt(c)} |")
+    print(f"| {name} | {fmt(start[name])}{ratio(start[name], start['tini'])} | {mem} | "
+          f"{p50:.0f} / {p99:.0f}{ratio(p50, fwd['tini'][0])} | {fmt(r['storm'])}{ratio(r['storm'], t['storm'])} | {fmt(w)} / {fmt(c)} |")

@@ -158,6 +158,9 @@ async fn copy_lines(fd: OwnedFd, mut target: Target, ts: TimestampFormat) {
     };
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::with_capacity(256);
+    // A destination that fails (a closed pipe, a full disk) is reported once, not once per line;
+    // the pipe is still drained so that the job never blocks on its output.
+    let mut failing = false;
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line).await {
@@ -170,8 +173,15 @@ async fn copy_lines(fd: OwnedFd, mut target: Target, ts: TimestampFormat) {
                 out.extend_from_slice(ts.now().as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(&line);
-                if let Err(e) = target.write_all(&out) {
-                    tracing::warn!("cannot write a job's output: {e}");
+                match target.write_all(&out) {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(
+                            "cannot write a job's output: {e} (dropped until a write succeeds)"
+                        );
+                    }
+                    Err(_) => {}
                 }
             }
             Err(e) => {

@@ -187,7 +187,7 @@ impl Reaper {
 
 /// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, SIGTERM/SIGINT go to
 /// `to_supervisor`, every other signal is forwarded to the jobs (to their process groups with
-/// `forward_to_group`) and also reported to the supervisor.
+/// `forward_to_group`) right here, with nothing else to do before the loop sleeps again.
 pub async fn signal_loop(
     fd: OwnedFd,
     reaper: Arc<Reaper>,
@@ -216,11 +216,12 @@ pub async fn signal_loop(
                 Ok(Some(libc::SIGCHLD)) => {
                     reaper.reap();
                 }
-                Ok(Some(sig)) => {
-                    if sig != libc::SIGTERM && sig != libc::SIGINT {
-                        reaper.forward(sig, forward_to_group);
-                    }
+                Ok(Some(sig)) if sig == libc::SIGTERM || sig == libc::SIGINT => {
                     let _ = to_supervisor.send(sig);
+                }
+                Ok(Some(sig)) => {
+                    reaper.forward(sig, forward_to_group);
+                    tracing::debug!("forwarded {}", crate::signals::Name(sig));
                 }
                 Ok(None) => {
                     guard.clear_ready();

@@ -26,12 +26,16 @@ pub const FAULT_SIGNALS: &[i32] = &[
     libc::SIGSYS,
 ];
 
-/// Every signal gantry reads from its signalfd: all catchable signals but the fault signals.
+/// Every signal gantry reads from its signalfd: all catchable signals but the fault signals and
+/// SIGPIPE. SIGPIPE is what the kernel sends gantry itself when a write to a closed pipe fails (its
+/// stdout read by `head`, say); blocked, it would be read from the signalfd and forwarded to every
+/// job. Left unblocked it stays ignored, as the Rust runtime sets it, and the write fails with EPIPE.
 pub fn caught_signals() -> Vec<i32> {
     (1..=libc::SIGRTMAX())
         .filter(|s| {
             *s != libc::SIGKILL
                 && *s != libc::SIGSTOP
+                && *s != libc::SIGPIPE
                 && !FAULT_SIGNALS.contains(s)
                 // glibc reserves the first real-time signals for its own threads.
                 && !(*s > libc::SIGSYS && *s < libc::SIGRTMIN())

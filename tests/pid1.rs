@@ -197,7 +197,7 @@ fn the_child_starts_with_no_blocked_or_ignored_signals() {
     // gantry's own parent ignores some signals; the child must not inherit that, nor gantry's mask.
     let cmd = format!(
         "trap '' USR1 HUP INT; exec {} -- grep -E '^Sig(Blk|Ign)' /proc/self/status",
-        GANTRY
+        GANTRY.as_str()
     );
     let mut c = std::process::Command::new("unshare");
     c.args(["--pid", "--fork", "--mount-proc", "sh", "-c", &cmd]);
@@ -215,7 +215,7 @@ fn the_child_starts_with_no_blocked_or_ignored_signals() {
 fn no_descriptor_above_2_leaks_into_the_child() {
     let cmd = format!(
         "exec 7</dev/null 9>/dev/null; exec {} -- sh -c 'ls /proc/$$/fd'",
-        GANTRY
+        GANTRY.as_str()
     );
     let out = run({
         let mut c = std::process::Command::new("sh");
@@ -375,7 +375,7 @@ print(os.waitstatus_to_exitcode(status))
 "#;
     let out = run({
         let mut c = std::process::Command::new("python3");
-        c.args(["-c", script, GANTRY]);
+        c.args(["-c", script, GANTRY.as_str()]);
         c
     });
     assert_eq!(out.stdout.trim(), "130", "stderr: {}", out.stderr);

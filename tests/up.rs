@@ -403,3 +403,48 @@ fn check_lists_each_jobs_watches() {
         out.stdout
     );
 }
+
+#[test]
+fn a_closed_stdout_is_reported_once_and_gantrys_sigpipe_is_not_forwarded() {
+    // gantry copies timestamped output to its own stdout. When that pipe's reader goes away, the
+    // failed write raises SIGPIPE in gantry itself: it must not be forwarded to the job, and the
+    // failure is reported once, not once per line.
+    let dir = Dir::new();
+    let trap = dir.join("trap.log");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "talker" {{
+  command = "/bin/sh"
+  args = ["-c", "trap 'echo got-pipe >> {}' PIPE; i=0; while [ $i -lt 50 ]; do echo line $i; i=$((i+1)); sleep 0.01; done"]
+  enableTimestamps = true
+  oneTime = true
+}}
+"#,
+            trap.display()
+        ),
+    );
+    let mut child = spawn(gantry(&["up", "-c", dir.str()]));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("first line");
+    assert!(first.contains("line 0"), "{first}");
+    drop(stdout);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !trap.exists(),
+        "the job received SIGPIPE {} time(s)",
+        std::fs::read_to_string(&trap)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    );
+    assert_eq!(
+        out.stderr.matches("cannot write a job's output").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}

@@ -9,7 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn gantry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    // GANTRY_TEST_BIN: another build of gantry to test (`.ci/run` runs these against the static one).
+    let bin =
+        std::env::var("GANTRY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gantry").into());
+    let mut c = Command::new(bin);
     c.arg("wait").env("NO_COLOR", "1");
     c
 }

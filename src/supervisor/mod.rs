@@ -149,20 +149,16 @@ pub async fn run_phase(
 
     while !live.is_empty() || (opts.keep_running && report.shutdown_at.is_none()) {
         tokio::select! {
+            // Only SIGTERM and SIGINT come here; the signal loop forwards the others itself.
             Some(sig) = signals.recv() => {
-                if sig == libc::SIGTERM || sig == libc::SIGINT {
-                    if report.shutdown_at.is_some() {
-                        tracing::warn!("received {} again: killing every job now", crate::signals::Name(sig));
-                        for (handle, _) in live.values() {
-                            handle.send(Control::Kill);
-                        }
-                    } else {
-                        tracing::info!("received {}: shutting down", crate::signals::Name(sig));
-                        begin_shutdown(&mut report, Cause::Signal(sig), &live);
+                if report.shutdown_at.is_some() {
+                    tracing::warn!("received {} again: killing every job now", crate::signals::Name(sig));
+                    for (handle, _) in live.values() {
+                        handle.send(Control::Kill);
                     }
                 } else {
-                    // Already forwarded to every job by the signal loop.
-                    tracing::debug!("forwarded {}", crate::signals::Name(sig));
+                    tracing::info!("received {}: shutting down", crate::signals::Name(sig));
+                    begin_shutdown(&mut report, Cause::Signal(sig), &live);
                 }
             }
             Some(event) = ev_rx.recv() => {

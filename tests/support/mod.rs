@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
+/// The binary under test: this build's, or another build of it named by `GANTRY_TEST_BIN` (`.ci/run`
+/// runs the PID-1 tests again against the static musl binary).
+pub static GANTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("GANTRY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gantry").to_string())
+});
 
 /// Generous hang guard; no test asserts on timing.
 pub const GUARD: Duration = Duration::from_secs(60);
@@ -21,7 +25,7 @@ pub struct Output {
 
 /// `gantry ARGS` as a plain child of the test.
 pub fn gantry(args: &[&str]) -> Command {
-    let mut cmd = Command::new(GANTRY);
+    let mut cmd = Command::new(&*GANTRY);
     cmd.args(args);
     cmd
 }
@@ -29,7 +33,13 @@ pub fn gantry(args: &[&str]) -> Command {
 /// `gantry ARGS` as PID 1 of a new PID namespace.
 pub fn gantry_pid1(args: &[&str]) -> Command {
     let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", GANTRY]);
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        GANTRY.as_str(),
+    ]);
     cmd.args(args);
     cmd
 }
