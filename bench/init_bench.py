@@ -106,22 +106,26 @@ while any(p.isdigit() and int(p) not in (1, me) for p in os.listdir('/proc')):
 """
 
 
-def reap_storm(prefix):
+def reap_storm(prefix, runs):
+    """Median wall time of a child that leaves 5000 orphans, the wrapper being PID 1."""
     if not prefix:
         return None
-    t = time.perf_counter()
-    subprocess.run(["unshare", "--pid", "--fork", "--mount-proc"] + prefix + [sys.executable, "-c", STORM],
-                   check=True, env=ENV, timeout=120)
-    return (time.perf_counter() - t) * 1e3
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(["unshare", "--pid", "--fork", "--mount-proc"] + prefix + [sys.executable, "-c", STORM],
+                       check=True, env=ENV, timeout=120)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
 
 
-def idle(prefix, secs):
-    if not prefix:
-        return None, None
-    p = subprocess.Popen(prefix + ["sleep", str(secs + 5)], env=ENV)
+def idle(secs):
+    """Context switches and CPU time of each wrapper over the same `secs` while its child sleeps."""
+    procs = {name: subprocess.Popen(prefix + ["sleep", str(secs + 5)], env=ENV)
+             for name, prefix in INITS.items() if prefix}
     time.sleep(0.5)
 
-    def sample():
+    def sample(p):
         with open(f"/proc/{p.pid}/status") as f:
             s = dict(l.split(":", 1) for l in f if ":" in l)
         with open(f"/proc/{p.pid}/stat") as f:
@@ -129,12 +133,15 @@ def idle(prefix, secs):
         switches = int(s["voluntary_ctxt_switches"]) + int(s["nonvoluntary_ctxt_switches"])
         return switches, int(fields[11]) + int(fields[12])
 
-    w0, c0 = sample()
+    before = {name: sample(p) for name, p in procs.items()}
     time.sleep(secs)
-    w1, c1 = sample()
-    p.terminate()
-    p.wait()
-    return w1 - w0, (c1 - c0) * 1000 // os.sysconf("SC_CLK_TCK")
+    after = {name: sample(p) for name, p in procs.items()}
+    for p in procs.values():
+        p.terminate()
+        p.wait()
+    tick = 1000 // os.sysconf("SC_CLK_TCK")
+    return {name: (after[name][0] - before[name][0], (after[name][1] - before[name][1]) * tick)
+            for name in procs}
 
 
 def fmt(v):
@@ -145,14 +152,16 @@ def ratio(v, base):
     return "" if v is None or not base else f" ({v / base:.2f}x)"
 
 
-n_start, n_sig, idle_s = (50, 100, 3) if QUICK else (300, 1000, 10)
+n_start, n_sig, idle_s, n_storm = (50, 100, 3, 1) if QUICK else (300, 1000, 10, 3)
 start = startup(n_start)
 fwd = forwarding(n_sig)
-rows = {name: {"rss": rss_kib(prefix), "storm": reap_storm(prefix), "idle": idle(prefix, idle_s)}
+quiet = idle(idle_s)
+rows = {name: {"rss": rss_kib(prefix), "storm": reap_storm(prefix, n_storm),
+               "idle": quiet.get(name, (None, None))}
         for name, prefix in INITS.items()}
 t = rows["tini"]
 print(f"# init benchmark ({'quick' if QUICK else 'full'}: {n_start} starts and {n_sig} signals each, "
-      "interleaved; ratios vs tini)\n")
+      f"interleaved; median of {n_storm} orphan storms; ratios vs tini)\n")
 print(f"| | start-up `-- /bin/true` (median ms) | RSS / PSS while child sleeps (KiB) | signal forwarding p50 / p99 (µs) | reap 5000 orphans as PID 1 (ms) | wakeups / CPU ms while idle {idle_s} s |")
 print("|---|---|---|---|---|---|")
 for name, r in rows.items():
