@@ -31,8 +31,9 @@ ENV = dict(os.environ, GANTRY_LOG="error")
 def startup(n):
     """Median wall time of `INIT /bin/true`, samples interleaved across the wrappers."""
     times = {name: [] for name in INITS}
-    for _ in range(n):
-        for name, prefix in INITS.items():
+    items = list(INITS.items())
+    for i in range(n):
+        for name, prefix in items[i % len(items):] + items[:i % len(items)]:
             t = time.perf_counter()
             subprocess.run(prefix + ["/bin/true"], check=True, env=ENV)
             times[name].append(time.perf_counter() - t)
@@ -75,8 +76,10 @@ def forwarding(n):
         acks = open(fifo)
         assert acks.readline().strip() == "ready"
         runs[name] = (p, acks, [])
-    for _ in range(n):
-        for p, acks, lat in runs.values():
+    order = list(runs.values())
+    for i in range(n):
+        # Each round starts with the next wrapper, so that none always follows the same one.
+        for p, acks, lat in order[i % len(order):] + order[:i % len(order)]:
             t = time.monotonic_ns()
             os.kill(p.pid, signal.SIGUSR1)
             got = int(acks.readline())
