@@ -70,7 +70,8 @@ impl Reaper {
     }
 
     /// Starts `spec` as a child with gantry's process model and registers it for reaping. It does
-    /// not receive forwarded signals (helper commands: probes, watch commands).
+    /// not receive forwarded signals and reads from /dev/null (helper commands: probes, watch
+    /// commands), so that it can never take input meant for a job.
     pub fn spawn(
         &self,
         spec: &CommandSpec,
@@ -81,7 +82,7 @@ impl Reaper {
         self.start(spec, setup, stdout, stderr, false)
     }
 
-    /// Like [`Reaper::spawn`], for a job: it receives the signals gantry forwards.
+    /// Like [`Reaper::spawn`], for a job: it receives the signals gantry forwards, and gantry's stdin.
     pub fn spawn_job(
         &self,
         spec: &CommandSpec,
@@ -103,7 +104,11 @@ impl Reaper {
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::inherit())
+            .stdin(if forward {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stdout(stdout)
             .stderr(stderr);
         if let Some(dir) = &spec.working_dir {

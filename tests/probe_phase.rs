@@ -232,3 +232,24 @@ fn a_timed_out_exec_probe_is_killed_with_its_children() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(!marker.exists(), "a probe's child outlived the probe");
 }
+
+#[test]
+fn an_exec_probe_reads_nothing_from_gantrys_stdin() {
+    // gantry's stdin stays open and silent (as a container's may). A probe that reads its stdin
+    // must get end-of-file at once, not block on input meant for the jobs.
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"reader\" {\n wait = true\n exec {\n  command = \"sh\"\n  args = [\"-c\", \"cat >/dev/null\"]\n  timeout = \"1s\"\n }\n}\njob \"after\" {\n command = \"/bin/echo\"\n args = [\"job ran\"]\n oneTime = true\n}\n",
+    );
+    let mut cmd = gantry(&["up", "-c", dir.str(), "--wait-timeout", "5s"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stdin = child.stdin.take();
+    let out = finish(child);
+    drop(stdin);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("job ran"), "{}", out.stderr);
+}
