@@ -193,7 +193,7 @@ impl Reaper {
 
 /// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, SIGTERM/SIGINT go to
 /// `to_supervisor`, every other signal is forwarded to the jobs (to their process groups with
-/// `forward_to_group`) right here, with nothing else to do before the loop sleeps again.
+/// `forward_to_group`) right here, after which the loop yields the CPU to them.
 pub async fn signal_loop(
     fd: OwnedFd,
     reaper: Arc<Reaper>,
