@@ -8,7 +8,8 @@
 //!
 //! Exit codes: CMD's own once it runs; 65 when a template failed to render or a file could not be
 //! written; 78 when the configuration is invalid; 126 when CMD cannot be executed; 127 when it is not
-//! found. `--dry-run` and `--diff` write nothing, run nothing, and exit 0.
+//! found. `--dry-run` and `--diff` write nothing and run nothing; `--dry-run` exits 0, `--diff` exits 0
+//! when every file is up to date and 1 when one would change.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -28,7 +29,8 @@ pub struct RenderfilesArgs {
     /// Print what would be written to stdout; write nothing, run nothing.
     #[arg(long, conflicts_with = "diff")]
     pub dry_run: bool,
-    /// Print a unified diff against the files on disk; write nothing, run nothing.
+    /// Print a unified diff against the files on disk; write nothing, run nothing; exit 1 when a file
+    /// would change.
     #[arg(long)]
     pub diff: bool,
     /// The command to exec once every file is written (optional).
@@ -65,13 +67,15 @@ pub fn run(args: &RenderfilesArgs, specs: &[FileSpec]) -> i32 {
     };
     if args.dry_run || args.diff {
         let mut out = std::io::stdout().lock();
+        // `--diff` exits 1 when a file would change, as `diff` and `kubectl diff` do, so that a
+        // check can tell whether the files on disk are up to date.
         let printed = if args.dry_run {
-            render::dry_run(&rendered, &mut out)
+            render::dry_run(&rendered, &mut out).map(|()| 0)
         } else {
-            render::diff(&rendered, &mut out)
+            render::diff(&rendered, &mut out).map(i32::from)
         };
-        return match printed.and_then(|()| out.flush()) {
-            Ok(()) => 0,
+        return match printed.and_then(|code| out.flush().map(|()| code)) {
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("gantry: cannot print: {e}");
                 exit::INTERNAL

@@ -382,11 +382,19 @@ fn dry_run_and_diff_print_and_neither_write_nor_run() {
         "touch",
         m,
     ]));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Like `diff`: 1 when a file would change.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stdout.contains("-b=2\n+b=3\n"), "{}", out.stdout);
 
     assert_eq!(read(&target), "a=1\nb=2\n");
     assert!(!marker.exists());
+
+    // Once rendered, the same diff finds nothing to change and exits 0.
+    let out = run(gantry(&["renderfiles", "-c", &cfg(&dir)]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(gantry(&["renderfiles", "-c", &cfg(&dir), "--diff"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("unchanged"), "{}", out.stdout);
 }
 
 #[test]

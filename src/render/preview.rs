@@ -35,7 +35,8 @@ pub fn dry_run(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<()> {
 
 /// Prints a unified diff of every file against what is on disk now; a file that does not exist yet is
 /// diffed against `/dev/null`, an unchanged one gets a one-line note.
-pub fn diff(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<()> {
+pub fn diff(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<bool> {
+    let mut changes = false;
     for r in rendered {
         let target = r.spec.target.display().to_string();
         let Action::Write(new) = &r.action else {
@@ -51,6 +52,7 @@ pub fn diff(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<()> {
             writeln!(out, "# {target}: unchanged")?;
             continue;
         }
+        changes = true;
         let text = similar::TextDiff::from_lines(old.as_str(), new.as_str());
         write!(
             out,
@@ -60,5 +62,5 @@ pub fn diff(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<()> {
                 .header(&old_name, &target)
         )?;
     }
-    Ok(())
+    Ok(changes)
 }

@@ -437,7 +437,10 @@ fn diff_shows_changes_against_disk() {
     )
     .expect("renders");
     let mut out = Vec::new();
-    diff(&rendered, &mut out).expect("print");
+    assert!(
+        diff(&rendered, &mut out).expect("print"),
+        "changes are reported"
+    );
     let text = String::from_utf8(out).expect("utf8");
     assert!(text.contains("-b=2\n+b=3\n"), "{text}");
     assert!(text.contains(" a=1\n"), "{text}");
@@ -448,7 +451,10 @@ fn diff_shows_changes_against_disk() {
 
     let same = render_all(&[content_spec(&target, "a=1\nb=2\n")], &env()).expect("renders");
     let mut out = Vec::new();
-    diff(&same, &mut out).expect("print");
+    assert!(
+        !diff(&same, &mut out).expect("print"),
+        "no change is reported"
+    );
     assert_eq!(
         String::from_utf8(out).expect("utf8"),
         format!("# {}: unchanged\n", target.display())
