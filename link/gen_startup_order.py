@@ -4,14 +4,16 @@ together at the front of the executable.
 Why: the kernel maps file pages in 64 KiB windows around each page a process touches (fault-around).
 gantry's start-up runs ~300 KiB of code, but in a default layout it is spread over ~40 such windows
 of a multi-megabyte text section, so ~2.6 MiB of the binary becomes resident. Grouping those
-functions in one output section makes them a handful of windows.
+functions at the front of `.text` makes them a handful of windows.
 
 How: run a release binary under valgrind's callgrind through the paths an init takes (flags mode
 start and exit, forwarding a signal, SIGTERM shutdown, `up` on examples/hello), collect every function
 of the executable that ran, and write a linker script that places their `.text.<symbol>` sections
 first. Crate disambiguators in the (v0-mangled) names differ between targets and builds, so they are
 replaced by wildcards: the same script serves the glibc and the musl build, and a stale entry only
-loses locality, never breaks the link.
+loses locality, never breaks the link. The script's output section is `.text` itself: lld then puts
+every other function after the listed ones in that one section (valgrind, for one, reads symbols only
+in `.text`). GNU ld, which build.rs avoids where the toolchain has rust-lld, makes a second `.text`.
 
 Usage: python3 link/gen_startup_order.py BINARY [BINARY...]   (needs valgrind)
 """
