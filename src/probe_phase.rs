@@ -9,8 +9,6 @@
 //! reaper's `waitpid(-1)` would otherwise race `tokio::process` for the exit status, and the command
 //! would inherit gantry's blocked signal mask.
 
-use std::os::fd::OwnedFd;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,65 +16,27 @@ use gantry_probes::exec::{ExecProbe, Finished, LaunchFuture, Launcher};
 use gantry_probes::{
     wait_until_ready, Backend, BoxProbe, Dependency, SpecError, Target, WaitError, WaitOptions,
 };
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::model::CommandSpec;
 use crate::config::probe::ProbeBlock;
 use crate::exit;
 use crate::reaper::Reaper;
-use crate::sys::ChildSetup;
 
 /// Runs exec-probe commands as children registered with the reaper.
 struct ReaperLauncher(Arc<Reaper>);
-
-/// Kills the command's process group if the attempt is dropped (timed out, or the wait ended).
-struct KillOnDrop(Option<i32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0 {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-async fn read_all(fd: Option<OwnedFd>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(fd) = fd {
-        if let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-            let _ = pipe.read_to_end(&mut buf).await;
-        }
-    }
-    buf
-}
 
 impl Launcher for ReaperLauncher {
     fn run<'a>(&'a self, program: &'a str, args: &'a [String]) -> LaunchFuture<'a> {
         Box::pin(async move {
             let spec = CommandSpec::new(program, args.to_vec());
-            // Its own process group, so a timed-out probe is killed with everything it started.
-            let setup = ChildSetup {
-                new_process_group: true,
-                foreground: false,
-            };
-            let spawned = self.0.spawn(&spec, setup, Stdio::piped(), Stdio::piped())?;
-            let mut guard = KillOnDrop(Some(spawned.pid));
-            let (stdout, stderr, status) = tokio::join!(
-                read_all(spawned.stdout),
-                read_all(spawned.stderr),
-                spawned.exit
-            );
-            guard.0 = None;
-            let status = status.map_err(|_| std::io::Error::other("the reaper went away"))?;
+            // Its own process group, killed with everything it started if the attempt times out.
+            let out = crate::reaper::run_captured(&self.0, &spec).await?;
             Ok(Finished {
-                success: status.success(),
-                status: status.to_string(),
-                stdout,
-                stderr,
+                success: out.status.success(),
+                status: out.status.to_string(),
+                stdout: out.stdout,
+                stderr: out.stderr,
             })
         })
     }
@@ -106,7 +66,6 @@ pub async fn wait_for_probes(
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
 ) -> Result<(), i32> {
-    gantry_probes::install_crypto_provider();
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
     let mut deps = Vec::new();
     for p in probes.iter().filter(|p| p.wait) {
@@ -118,6 +77,10 @@ pub async fn wait_for_probes(
                 return Err(exit::CONFIG);
             }
         }
+    }
+    if !deps.is_empty() {
+        // amqps (lapin) builds its TLS client on the process-wide provider.
+        gantry_probes::install_crypto_provider();
     }
     wait_for(deps, deadline, signals).await
 }

@@ -191,6 +191,84 @@ impl Reaper {
     }
 }
 
+/// What a helper command run by [`run_captured`] printed, and how it ended.
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How long a finished helper command's output may take to reach end-of-file.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Kills a helper command's process group if its future is dropped before the command exited
+/// (a probe attempt that timed out, a wait that ended).
+struct KillGroupOnDrop(Option<i32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = sys::send_signal(pgid, libc::SIGKILL, true);
+        }
+    }
+}
+
+/// Runs a helper command (exec probe, watch command) to completion in its own process group through
+/// `reaper`, capturing stdout and stderr. A background process the command leaves behind may hold
+/// the pipes open: once the command has exited, its output gets a moment to drain and no more.
+/// The caller's runtime must be driving the reaper (SIGCHLD → [`Reaper::reap`]).
+pub async fn run_captured(reaper: &Reaper, spec: &CommandSpec) -> io::Result<Captured> {
+    let setup = ChildSetup {
+        new_process_group: true,
+        foreground: false,
+    };
+    let spawned = reaper.spawn(spec, setup, Stdio::piped(), Stdio::piped())?;
+    let mut guard = KillGroupOnDrop(Some(spawned.pid));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut exit = spawned.exit;
+    let status = {
+        let reading = async {
+            tokio::join!(
+                read_into(spawned.stdout, &mut stdout),
+                read_into(spawned.stderr, &mut stderr)
+            )
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let status = loop {
+            tokio::select! {
+                status = &mut exit => break status,
+                _ = &mut reading, if !read_all => read_all = true,
+            }
+        };
+        if !read_all {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut reading).await;
+        }
+        status
+    };
+    guard.0 = None;
+    let status =
+        status.map_err(|_| io::Error::other("the reaper dropped this command's exit status"))?;
+    Ok(Captured {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Appends what the pipe delivers to `buf` until end-of-file; what was read stays in `buf` even if
+/// the caller stops waiting.
+async fn read_into(fd: Option<OwnedFd>, buf: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let Some(fd) = fd else { return };
+    match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(mut pipe) => {
+            let _ = pipe.read_to_end(buf).await;
+        }
+        Err(e) => tracing::warn!("cannot read a command's output: {e}"),
+    }
+}
+
 /// Reads signals from the signalfd until gantry exits: SIGCHLD reaps, SIGTERM/SIGINT go to
 /// `to_supervisor`, every other signal is forwarded to the jobs (to their process groups with
 /// `forward_to_group`) right here, after which the loop yields the CPU to them.

@@ -20,8 +20,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::parse_duration;
 use crate::signals;
-use crate::watch::{sentinel::parse_duration, WatchOptions, Watcher};
+use crate::watch::{WatchOptions, Watcher};
 
 /// `comm` is truncated by the kernel to this many bytes (TASK_COMM_LEN - 1).
 const COMM_LEN: usize = 15;
@@ -58,7 +59,7 @@ pub struct SidecarArgs {
     )]
     pub pidfile: Option<PathBuf>,
     /// The signal to send: a name (HUP, SIGHUP) or a number.
-    #[arg(long, env = "RELOAD_SIGNAL", default_value = "SIGHUP", value_parser = parse_signal, value_name = "SIGNAL")]
+    #[arg(long, env = "RELOAD_SIGNAL", default_value = "SIGHUP", value_parser = signals::parse, value_name = "SIGNAL")]
     pub reload_signal: i32,
     /// How long the files must stay quiet before a change is acted on.
     #[arg(long, env = "RELOAD_DEBOUNCE", default_value = "150ms", value_parser = parse_duration, value_name = "DURATION")]
@@ -66,10 +67,6 @@ pub struct SidecarArgs {
     /// Poll at this interval instead of using inotify (for mounts inotify cannot see).
     #[arg(long, env = "RELOAD_POLL", value_parser = parse_duration, value_name = "DURATION")]
     pub poll: Option<Duration>,
-}
-
-fn parse_signal(s: &str) -> Result<i32, signals::UnknownSignal> {
-    signals::parse(s)
 }
 
 /// Who gets the signal.

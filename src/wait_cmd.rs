@@ -47,8 +47,6 @@ pub struct WaitArgs {
 
 /// Runs `gantry wait`; returns the exit code (it does not return at all if CMD is executed).
 pub fn run(args: &WaitArgs) -> i32 {
-    gantry_probes::install_crypto_provider();
-
     let deps = match crate::probe_phase::dependencies_from_urls(&args.urls, args.attempt_timeout) {
         Ok(deps) => deps,
         Err(e) => {

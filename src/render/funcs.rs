@@ -195,12 +195,7 @@ pub fn unknown_name_hint(name: &str) -> Option<String> {
     if let Some((_, instead)) = PORTED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
         return Some(format!("in gantry, use {instead}; see docs/templates.md"));
     }
-    KNOWN
-        .iter()
-        .map(|k| (strsim::jaro_winkler(name, k), *k))
-        .filter(|(score, _)| *score > 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean {k:?}?"))
+    crate::config::node::suggest(name, KNOWN)
 }
 
 fn fail(name: &str, msg: impl Display) -> tera::Error {

@@ -192,7 +192,7 @@ fn locate(
     e: &tera::Error,
 ) -> Option<usize> {
     let tags = scan(source);
-    let (instrumented, _) = instrument(source, &tags);
+    let instrumented = instrument(source, &tags);
     let last = Arc::new(AtomicUsize::new(usize::MAX));
     let mut tera = new_tera(env);
     let seen = Arc::clone(&last);
@@ -344,7 +344,7 @@ fn classify_render_error(
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -450,10 +450,9 @@ fn keyword(tag: &str) -> &str {
 /// The source with a marker call before every tag that is evaluated. Tags that must come first in a
 /// template (`extends`, `import`) or stand at its top level (`macro`) get none; neither do tags inside
 /// raw blocks (they are not in `tags`).
-fn instrument(source: &str, tags: &[Tag]) -> (String, usize) {
+fn instrument(source: &str, tags: &[Tag]) -> String {
     let mut out = String::with_capacity(source.len() * 2);
     let mut last = 0;
-    let mut count = 0;
     for tag in tags {
         if tag.kind == TagKind::Comment {
             continue;
@@ -469,10 +468,9 @@ fn instrument(source: &str, tags: &[Tag]) -> (String, usize) {
         out.push_str(&source[last..tag.start]);
         out.push_str(&format!("{{{{ {MARKER_FN}(p={}) }}}}", tag.start));
         last = tag.start;
-        count += 1;
     }
     out.push_str(&source[last..]);
-    (out, count)
+    out
 }
 
 #[cfg(test)]

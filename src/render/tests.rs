@@ -204,6 +204,9 @@ fn user_and_group_by_number_are_applied_as_root() {
         render_and_write(&[content_spec(&target, "y")]);
         let meta = fs::metadata(&target).expect("meta");
         assert_eq!((meta.uid(), meta.gid()), (1234, 2345));
+    } else {
+        // Rootless: user and group are skipped (with a warning); the file is the writer's own.
+        assert_eq!(meta.uid(), fs::metadata(dir.path()).expect("meta").uid());
     }
 }
 
@@ -212,13 +215,32 @@ fn user_by_name_is_looked_up() {
     let dir = tmp();
     let target = dir.path().join("root-owned");
     let mut spec = content_spec(&target, "x");
-    spec.user = Some("root".into());
-    spec.group = Some("root".into());
+    // `daemon` (1:1) is in every Debian-based image; unlike root, its ids differ from the writer's.
+    spec.user = Some("daemon".into());
+    spec.group = Some("daemon".into());
     render_and_write(&[spec]);
+    let meta = fs::metadata(&target).expect("meta");
     if is_root(dir.path()) {
-        let meta = fs::metadata(&target).expect("meta");
-        assert_eq!((meta.uid(), meta.gid()), (0, 0));
+        assert_eq!((meta.uid(), meta.gid()), (1, 1));
+    } else {
+        assert_eq!(meta.uid(), fs::metadata(dir.path()).expect("meta").uid());
     }
+}
+
+#[test]
+fn a_symlink_target_becomes_a_regular_file_even_with_the_same_content() {
+    let dir = tmp();
+    let real = dir.path().join("real.conf");
+    let link = dir.path().join("link.conf");
+    fs::write(&real, "same").expect("seed");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    assert_eq!(
+        render_and_write(&[content_spec(&link, "same")]),
+        [WriteOutcome::Replaced]
+    );
+    assert!(fs::symlink_metadata(&link).expect("meta").is_file());
+    assert_eq!(read(&link), "same");
+    assert_eq!(read(&real), "same");
 }
 
 #[test]

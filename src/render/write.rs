@@ -128,8 +128,12 @@ pub fn write_atomic(
         })
         .transpose()?;
 
+    // `existing` follows a symlink (its mode is inherited below); whether the target itself is a
+    // link needs its own look, since a link is always replaced by a regular file.
+    let is_link = fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
     if let Some(meta) = &existing {
         if meta.is_file()
+            && !is_link
             && opts.mode.is_none_or(|m| meta.mode() & 0o7777 == m)
             && uid.is_none_or(|u| meta.uid() == u)
             && gid.is_none_or(|g| meta.gid() == g)

@@ -6,7 +6,6 @@
 //! `waitpid` of its own would race the reaper for exit statuses) and must not touch the job's process:
 //! only the actor does, on a [`Control`] message.
 
-use std::process::Stdio;
 use std::sync::Arc;
 
 use super::reload::{Action, CommandOutput, CommandSpec, ReloadHost, SignalTarget, WatchSpec};
@@ -14,66 +13,20 @@ use super::{WatchError, Watcher};
 use crate::exit::ExitStatus;
 use crate::reaper::Reaper;
 use crate::supervisor::job::{Control, JobHandle};
-use crate::sys::ChildSetup;
 
-/// How long a finished command's output may take to reach end-of-file.
-const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Runs `command` to completion as a child registered with `reaper`, capturing stdout and stderr.
-/// The caller's runtime must be driving the reaper (SIGCHLD → [`Reaper::reap`]).
+/// Runs `command` to completion as a child registered with `reaper`, capturing stdout and stderr
+/// ([`crate::reaper::run_captured`]).
 pub async fn run_with_reaper(
     reaper: &Reaper,
     command: &CommandSpec,
 ) -> std::io::Result<CommandOutput> {
     let spec = crate::config::CommandSpec::new(command.command.clone(), command.args.clone());
-    let setup = ChildSetup {
-        new_process_group: true,
-        foreground: false,
-    };
-    let spawned = reaper.spawn(&spec, setup, Stdio::piped(), Stdio::piped())?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let mut exit = spawned.exit;
-    let status = {
-        let reading = async {
-            tokio::join!(
-                read_into(spawned.stdout, &mut stdout),
-                read_into(spawned.stderr, &mut stderr)
-            )
-        };
-        tokio::pin!(reading);
-        let mut read_all = false;
-        let status = loop {
-            tokio::select! {
-                status = &mut exit => break status,
-                _ = &mut reading, if !read_all => read_all = true,
-            }
-        };
-        // A background process the command left behind may hold the pipes open; once the command
-        // itself has exited, its output gets a moment to drain and no more, so a reload never hangs.
-        if !read_all {
-            let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut reading).await;
-        }
-        status
-    }
-    .map_err(|_| std::io::Error::other("the reaper dropped this command's exit status"))?;
+    let out = crate::reaper::run_captured(reaper, &spec).await?;
     Ok(CommandOutput {
-        status: to_std(status),
-        stdout,
-        stderr,
+        status: to_std(out.status),
+        stdout: out.stdout,
+        stderr: out.stderr,
     })
-}
-
-/// Appends what the pipe delivers to `buf` until end-of-file; what was read stays in `buf` even if
-/// the caller stops waiting.
-async fn read_into(fd: Option<std::os::fd::OwnedFd>, buf: &mut Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    let Some(fd) = fd else { return };
-    match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-        Ok(mut pipe) => {
-            let _ = pipe.read_to_end(buf).await;
-        }
-        Err(e) => tracing::warn!("cannot read a watch command's output: {e}"),
-    }
 }
 
 /// gantry's exit status as the `std` type `CommandOutput` carries (a raw wait status underneath).

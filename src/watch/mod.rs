@@ -34,8 +34,7 @@ use std::path::PathBuf;
 
 pub use engine::{Change, Mode, WatchOptions, Watcher, DEFAULT_DEBOUNCE, DEFAULT_FALLBACK_POLL};
 pub use reload::{
-    reload, signal_from_config, Action, CommandOutput, CommandSpec, ReloadError, ReloadHost,
-    SignalTarget, WatchSpec,
+    reload, Action, CommandOutput, CommandSpec, ReloadError, ReloadHost, SignalTarget, WatchSpec,
 };
 
 /// Why a watch could not start.

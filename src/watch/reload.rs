@@ -103,19 +103,6 @@ impl WatchSpec {
     }
 }
 
-/// A signal as written in a `watch` block: mittnite's number (`signal = 12`) or a name (`"HUP"`,
-/// `"SIGHUP"`, `"RTMIN+2"`).
-pub fn signal_from_config(
-    number: Option<i64>,
-    name: Option<&str>,
-) -> Result<i32, signals::UnknownSignal> {
-    match (number, name) {
-        (Some(n), _) => signals::parse(&n.to_string()),
-        (None, Some(s)) => signals::parse(s),
-        (None, None) => Ok(libc::SIGHUP),
-    }
-}
-
 /// What the supervisor must do to the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -468,15 +455,5 @@ mod tests {
         assert!(elapsed > Duration::ZERO, "no delay at all: splay ignored");
         assert!(elapsed <= Duration::from_millis(200), "{elapsed:?}");
         assert_eq!(host.delivered.len(), 1);
-    }
-
-    #[test]
-    fn signal_accepts_number_and_name() {
-        assert_eq!(signal_from_config(Some(12), None), Ok(libc::SIGUSR2));
-        assert_eq!(signal_from_config(None, Some("HUP")), Ok(libc::SIGHUP));
-        assert_eq!(signal_from_config(None, Some("SIGUSR1")), Ok(libc::SIGUSR1));
-        assert_eq!(signal_from_config(None, None), Ok(libc::SIGHUP));
-        assert!(signal_from_config(Some(0), None).is_err());
-        assert!(signal_from_config(None, Some("RELOAD")).is_err());
     }
 }
