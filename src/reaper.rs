@@ -307,8 +307,8 @@ pub async fn signal_loop(
                     reaper.forward(sig, forward_to_group);
                     // A job woken by the signal often lands on this CPU and would wait for gantry
                     // to finish its own bookkeeping and go back to sleep; let it handle the signal
-                    // first. (bench/init.sh: forwarding p50 went from 1.22-1.27x tini's to
-                    // 0.89-0.99x with this.)
+                    // first. (Measured when introduced, three interleaved runs of the forwarding
+                    // part of bench/init.sh: p50 went from 1.22-1.27x tini's to 0.89-0.99x.)
                     let _ = nix::sched::sched_yield();
                     tracing::debug!("forwarded {}", crate::signals::Name(sig));
                 }

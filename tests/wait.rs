@@ -3,16 +3,15 @@
 // The helpers below run only inside tests; a failed unwrap there is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn gantry() -> Command {
-    // GANTRY_TEST_BIN: another build of gantry to test (`.ci/run` runs these against the static one).
-    let bin =
-        std::env::var("GANTRY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gantry").into());
-    let mut c = Command::new(bin);
+    let mut c = Command::new(&*support::GANTRY);
     c.arg("wait").env("NO_COLOR", "1");
     c
 }
