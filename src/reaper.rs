@@ -176,11 +176,7 @@ impl Reaper {
     pub fn forward(&self, signal: i32, group: bool) {
         for (&pid, entry) in self.registry().iter() {
             if entry.forward {
-                if let Err(e) = sys::send_signal(pid, signal, group) {
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        tracing::warn!(pid, "cannot forward {}: {e}", crate::signals::Name(signal));
-                    }
-                }
+                send_or_warn(pid, signal, group);
             }
         }
     }
@@ -188,6 +184,16 @@ impl Reaper {
     /// Resolves after the next reaping pass.
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+}
+
+/// Sends `signal` to `pid` (its process group with `group`), logging a failure. ESRCH is not one:
+/// the process is already gone, which the reaper reports.
+pub fn send_or_warn(pid: i32, signal: i32, group: bool) {
+    if let Err(e) = sys::send_signal(pid, signal, group) {
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            tracing::warn!(pid, "cannot send {}: {e}", crate::signals::Name(signal));
+        }
     }
 }
 

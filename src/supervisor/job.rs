@@ -16,7 +16,7 @@ use crate::config::{CommandSpec, StopSpec};
 use crate::exit::{self, ExitStatus};
 use crate::output::{self, Copiers};
 use crate::reaper::Reaper;
-use crate::sys::{self, ChildSetup};
+use crate::sys::ChildSetup;
 
 /// What the rest of gantry may ask of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,16 +131,7 @@ impl Running {
     }
 
     fn signal(&self, signal: i32, group: bool) {
-        if let Err(e) = sys::send_signal(self.pid, signal, group) {
-            // ESRCH: it is already gone, which the reaper will report.
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                tracing::warn!(
-                    pid = self.pid,
-                    "cannot send {}: {e}",
-                    crate::signals::Name(signal)
-                );
-            }
-        }
+        crate::reaper::send_or_warn(self.pid, signal, group);
     }
 
     /// Walks the stop stages, answering `Kill` and forwarding signals meanwhile.

@@ -4,11 +4,11 @@
 //! Owns the order of those steps and their error reporting. It must not own, spawn or signal the job's
 //! process: the supervisor does that, behind [`ReloadHost::deliver`]. Short commands (validate, pre, post)
 //! are also run through the host ([`ReloadHost::run_command`]), because under gantry's process-wide reaper a
-//! `waitpid` of our own would race it for the exit status; the default implementation spawns directly and
-//! is right only where nothing else reaps (sidecar mode, tests).
+//! `waitpid` of our own would race it for the exit status (under `up`, [`crate::watch::job::JobHost`]
+//! runs them with [`crate::reaper::run_captured`]).
 
 use std::future::Future;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::engine::{Change, WatchOptions, DEFAULT_FALLBACK_POLL};
@@ -162,32 +162,12 @@ pub trait ReloadHost {
     /// Performs `action` on the job. `Err` carries a reason for the log.
     fn deliver(&mut self, action: Action) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Runs a short command to completion, capturing its output. Override it where a process-wide reaper
-    /// runs (see the module docs).
+    /// Runs a short command to completion, capturing its output, through whatever reaps the host's
+    /// children (see the module docs).
     fn run_command(
         &mut self,
         command: &CommandSpec,
-    ) -> impl Future<Output = std::io::Result<CommandOutput>> + Send {
-        spawn_and_wait(command.clone())
-    }
-}
-
-/// Runs `command` with `std::process`, on the blocking pool. Only for processes gantry does not reap
-/// elsewhere.
-pub async fn spawn_and_wait(command: CommandSpec) -> std::io::Result<CommandOutput> {
-    let joined = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&command.command)
-            .args(&command.args)
-            .stdin(Stdio::null())
-            .output()
-    })
-    .await;
-    let out = joined.map_err(std::io::Error::other)??;
-    Ok(CommandOutput {
-        status: out.status,
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
+    ) -> impl Future<Output = std::io::Result<CommandOutput>> + Send;
 }
 
 /// A delay drawn uniformly from `[0, max]`.
@@ -300,6 +280,29 @@ mod tests {
                 .and_then(|mut f| std::io::Write::write_all(&mut f, b"action\n"))
                 .map_err(|e| e.to_string());
             async move { res }
+        }
+
+        /// Nothing else reaps in these tests, so `std::process` may wait for its own child.
+        fn run_command(
+            &mut self,
+            command: &CommandSpec,
+        ) -> impl Future<Output = std::io::Result<CommandOutput>> + Send {
+            let command = command.clone();
+            async move {
+                let joined = tokio::task::spawn_blocking(move || {
+                    std::process::Command::new(&command.command)
+                        .args(&command.args)
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                })
+                .await;
+                let out = joined.map_err(std::io::Error::other)??;
+                Ok(CommandOutput {
+                    status: out.status,
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                })
+            }
         }
     }
 
