@@ -27,8 +27,6 @@ use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nix::errno::Errno;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::CommandSpec;
@@ -137,20 +135,16 @@ impl Reaper {
     pub fn reap(&self) -> bool {
         let mut none_left = false;
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    self.deliver(pid.as_raw(), ExitStatus::Code(code))
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    self.deliver(pid.as_raw(), ExitStatus::Signaled(sig as i32))
-                }
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue, // stopped/continued: not an exit
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ECHILD) => {
+            match sys::reap_one() {
+                Ok(sys::Reaped::Exited(pid, code)) => self.deliver(pid, ExitStatus::Code(code)),
+                Ok(sys::Reaped::Signaled(pid, sig)) => self.deliver(pid, ExitStatus::Signaled(sig)),
+                Ok(sys::Reaped::NotAnExit) => continue,
+                Ok(sys::Reaped::NoneReady) => break,
+                Ok(sys::Reaped::NoChildren) => {
                     none_left = true;
                     break;
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::error!("waitpid failed: {e}");
                     break;

@@ -230,3 +230,45 @@ pub fn signal_all_as_pid1(signal: i32) -> io::Result<()> {
 pub fn is_pid1() -> bool {
     std::process::id() == 1
 }
+
+/// What one `waitpid(-1, WNOHANG)` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child exited with this code.
+    Exited(i32, i32),
+    /// A child was killed by this signal (any number, real-time signals included).
+    Signaled(i32, i32),
+    /// A child stopped or continued: not an exit.
+    NotAnExit,
+    /// Children exist but none has changed state.
+    NoneReady,
+    /// There are no children at all (ECHILD).
+    NoChildren,
+}
+
+/// Reaps one child that has exited, without blocking. This is the raw system call rather than
+/// `nix::sys::wait::waitpid`, whose status conversion turns a death by a real-time signal
+/// (SIGRTMIN+3, systemd's stop signal) into EINVAL after the child was already reaped: the status
+/// would be lost and the job would never be seen to end.
+pub fn reap_one() -> io::Result<Reaped> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int into `status`, which lives for the whole call.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid == -1 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ECHILD) => Ok(Reaped::NoChildren),
+            _ => Err(err),
+        };
+    }
+    if pid == 0 {
+        return Ok(Reaped::NoneReady);
+    }
+    Ok(if libc::WIFEXITED(status) {
+        Reaped::Exited(pid, libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Reaped::Signaled(pid, libc::WTERMSIG(status))
+    } else {
+        Reaped::NotAnExit
+    })
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use support::*;
@@ -379,4 +380,68 @@ print(os.waitstatus_to_exitcode(status))
         c
     });
     assert_eq!(out.stdout.trim(), "130", "stderr: {}", out.stderr);
+}
+
+/// glibc's SIGRTMIN (the kernel's 32 and 33 are reserved by glibc for its threads).
+const SIGRTMIN: i32 = 34;
+
+#[test]
+fn death_by_a_real_time_signal_gives_128_plus_n_as_pid1_and_as_subreaper() {
+    // `nix`'s waitpid turned such a status into EINVAL after reaping it: the exit was lost and gantry
+    // never ended.
+    for sig in [SIGRTMIN, SIGRTMIN + 3, 64] {
+        let script = format!("kill -{sig} $$");
+        for pid1 in [true, false] {
+            let args = ["--", "sh", "-c", script.as_str()];
+            let cmd = if pid1 {
+                gantry_pid1(&args)
+            } else {
+                gantry(&args)
+            };
+            let out = run(cmd);
+            assert_eq!(out.code, Some(128 + sig), "signal {sig}: {}", out.stderr);
+            assert!(!out.stderr.contains("waitpid"), "{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn a_forwarded_real_time_signal_that_kills_the_job_ends_gantry() {
+    // The reproduction: a job that does not handle RTMIN+2 dies of it when gantry forwards it.
+    let child = spawn(gantry_pid1(&["--stop-timeout", "1s", "--", "sleep", "60"]));
+    let pid = inner_pid(child.id());
+    wait_until("the job", || {
+        read(Path::new(&format!("/proc/{pid}/task/{pid}/children")))
+            .split_whitespace()
+            .next()
+            .is_some()
+    });
+    kill(pid, SIGRTMIN + 2);
+    let out = finish(child);
+    assert_eq!(out.code, Some(128 + SIGRTMIN + 2), "{}", out.stderr);
+}
+
+#[test]
+fn a_real_time_stop_signal_ends_the_job_and_gantry_as_pid1() {
+    // systemd's stop signal in a container is SIGRTMIN+3.
+    let child = spawn(gantry_pid1(&[
+        "--stop-signal",
+        "SIGRTMIN+3",
+        "--stop-timeout",
+        "1h",
+        "--",
+        "sleep",
+        "60",
+    ]));
+    let pid = inner_pid(child.id());
+    wait_until("the job", || {
+        read(Path::new(&format!("/proc/{pid}/task/{pid}/children")))
+            .split_whitespace()
+            .next()
+            .is_some()
+    });
+    kill(pid, 15);
+    // With a one-hour grace, only the stop signal's death being seen can end this before the guard.
+    let out = finish(child);
+    assert_eq!(out.code, Some(128 + SIGRTMIN + 3), "{}", out.stderr);
 }
