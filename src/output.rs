@@ -3,22 +3,42 @@
 //! By default a child inherits gantry's stdout and stderr, so its output passes through untouched and
 //! nothing is copied. A `stdout`/`stderr` file without timestamps is opened in append mode and handed
 //! to the child directly. Only timestamps need a pipe and a copy task; that task writes every line it
-//! reads (a last line without a newline included) and ends when every writer has closed the pipe, so
-//! nothing is dropped. Copy tasks are tracked so that gantry can let them drain before it exits.
+//! reads (a last line without a newline included) and ends when every writer has closed the pipe and
+//! its lines are written, so nothing is dropped. Copy tasks are tracked so that gantry can let them
+//! drain before it exits.
+//!
+//! **Output never blocks the supervisor.** A destination can block for ever (gantry's stdout is a pipe
+//! nobody reads). Writes therefore happen on a [`Sink`]: a thread of its own per destination (one for
+//! gantry's stdout, one for its stderr, shared by every job so lines do not interleave; one per
+//! output file), fed through a small bounded queue. A copy task that finds the queue full waits, stops
+//! reading the job's pipe, and the job blocks on its own write: back-pressure reaches the job, while
+//! signals, reaping and shutdown go on. At exit gantry waits for the queues a bounded time only, and
+//! a writer thread still stuck in `write` is ended with the process.
+//!
+//! **Bounded memory.** A line is cut after [`MAX_LINE`] bytes: the part read so far is written as a
+//! line of its own (with its timestamp) and the rest follows as the next line, so an endless line
+//! without a newline costs at most that much.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::OutputSpec;
 use crate::timestamp::TimestampFormat;
+
+/// The longest line copied as one: longer ones are cut into lines of this size.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How many writes may wait for a sink's thread (each at most [`MAX_LINE`] and a timestamp long).
+const QUEUE: usize = 16;
 
 /// Where copied lines end up.
 #[derive(Debug)]
@@ -28,17 +48,81 @@ enum Target {
     File(File),
 }
 
-impl Target {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Target::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()
-            }
-            Target::Stderr => io::stderr().lock().write_all(bytes),
-            Target::File(f) => f.write_all(bytes),
+/// What a copy task hands to a sink's thread.
+enum Queued {
+    Bytes(Vec<u8>),
+    /// Answered once everything queued before it was written (or failed).
+    Flush(oneshot::Sender<()>),
+}
+
+/// A destination served by a thread of its own (see the module doc).
+#[derive(Clone)]
+struct Sink(mpsc::Sender<Queued>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+impl Sink {
+    /// Starts the writer thread for `out`, named `what` in its one failure message.
+    fn start(what: &'static str, mut out: Box<dyn Write + Send>) -> io::Result<Sink> {
+        let (tx, mut rx) = mpsc::channel::<Queued>(QUEUE);
+        std::thread::Builder::new()
+            .name(format!("gantry-{what}"))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                // A destination that fails (a closed pipe, a full disk) is reported once, not once
+                // per line; what comes later is still taken off the queue so jobs never block on it.
+                let mut failing = false;
+                while let Some(item) = rx.blocking_recv() {
+                    match item {
+                        Queued::Bytes(bytes) => match out.write_all(&bytes) {
+                            Ok(()) => failing = false,
+                            Err(e) if !failing => {
+                                failing = true;
+                                tracing::warn!(
+                                    "cannot write a job's output to {what}: {e} (dropped until a write succeeds)"
+                                );
+                            }
+                            Err(_) => {}
+                        },
+                        Queued::Flush(done) => {
+                            let _ = out.flush();
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })?;
+        Ok(Sink(tx))
+    }
+
+    /// The shared sink for gantry's stdout or stderr, started on first use.
+    fn standard(stdout: bool) -> io::Result<Sink> {
+        static OUT: OnceLock<Sink> = OnceLock::new();
+        static ERR: OnceLock<Sink> = OnceLock::new();
+        let cell = if stdout { &OUT } else { &ERR };
+        if let Some(sink) = cell.get() {
+            return Ok(sink.clone());
         }
+        // Raw writes to the descriptor: std's `Stdout` has a lock that a thread blocked in `write`
+        // would hold for ever, and gantry's own logs (stderr) must not wait for a job's output.
+        let (what, fd) = if stdout { ("stdout", 1) } else { ("stderr", 2) };
+        let sink = Sink::start(what, Box::new(RawFd(fd)))?;
+        Ok(cell.get_or_init(|| sink).clone())
+    }
+}
+
+/// Writes straight to a descriptor gantry does not own (1 or 2), without closing it.
+struct RawFd(i32);
+
+impl Write for RawFd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::write_fd(self.0, buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -142,29 +226,49 @@ impl CopyPlan {
     pub fn start(self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>, copiers: &Copiers) {
         for (stream, fd) in [(self.out, stdout), (self.err, stderr)] {
             if let (Some((target, ts)), Some(fd)) = (stream.copy, fd) {
-                copiers.push(tokio::spawn(copy_lines(fd, target, ts)));
+                let sink = match target {
+                    Target::Stdout => Sink::standard(true),
+                    Target::Stderr => Sink::standard(false),
+                    Target::File(f) => Sink::start("a file", Box::new(f)),
+                };
+                match sink {
+                    Ok(sink) => copiers.push(tokio::spawn(copy_lines(fd, sink, ts))),
+                    // Without a writer the pipe is still read, so that the job never blocks on it.
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot start an output writer: {e}; the output is dropped"
+                        );
+                        copiers.push(tokio::spawn(discard(fd)));
+                    }
+                }
             }
         }
     }
 }
 
-async fn copy_lines(fd: OwnedFd, mut target: Target, ts: TimestampFormat) {
-    let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-        Ok(p) => p,
+fn receiver(fd: OwnedFd) -> Option<tokio::net::unix::pipe::Receiver> {
+    match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(p) => Some(p),
         Err(e) => {
             tracing::error!("cannot read a job's output pipe: {e}");
-            return;
+            None
         }
-    };
+    }
+}
+
+async fn discard(fd: OwnedFd) {
+    if let Some(mut pipe) = receiver(fd) {
+        let _ = tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await;
+    }
+}
+
+async fn copy_lines(fd: OwnedFd, sink: Sink, ts: TimestampFormat) {
+    let Some(pipe) = receiver(fd) else { return };
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::with_capacity(256);
-    // A destination that fails (a closed pipe, a full disk) is reported once, not once per line;
-    // the pipe is still drained so that the job never blocks on its output.
-    let mut failing = false;
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => return,
+        match read_line_capped(&mut reader, &mut line, MAX_LINE).await {
+            Ok(0) => break,
             Ok(_) => {
                 if !line.ends_with(b"\n") {
                     line.push(b'\n');
@@ -173,21 +277,83 @@ async fn copy_lines(fd: OwnedFd, mut target: Target, ts: TimestampFormat) {
                 out.extend_from_slice(ts.now().as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(&line);
-                match target.write_all(&out) {
-                    Ok(()) => failing = false,
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(
-                            "cannot write a job's output: {e} (dropped until a write succeeds)"
-                        );
-                    }
-                    Err(_) => {}
+                // Waits while the queue is full: this is the back-pressure on the job.
+                if sink.0.send(Queued::Bytes(out)).await.is_err() {
+                    break;
                 }
             }
             Err(e) => {
                 tracing::warn!("reading a job's output: {e}");
-                return;
+                break;
             }
         }
+    }
+    let (done, written) = oneshot::channel();
+    if sink.0.send(Queued::Flush(done)).await.is_ok() {
+        let _ = written.await;
+    }
+}
+
+/// Reads one line into `line` (cleared first): up to and including a newline, or `cap` bytes,
+/// or what is left before end-of-file. Returns its length; 0 at end-of-file.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<usize> {
+    line.clear();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(line.len());
+        }
+        let room = cap - line.len();
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i < room => (i + 1, true),
+            _ => {
+                let take = buf.len().min(room);
+                (take, take == room)
+            }
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(line.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], cap: usize) -> Vec<Vec<u8>> {
+        let mut reader = BufReader::with_capacity(7, input);
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        while read_line_capped(&mut reader, &mut line, cap)
+            .await
+            .expect("read")
+            > 0
+        {
+            out.push(line.clone());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_at_the_cap_and_nothing_is_lost() {
+        let input = b"short\n0123456789abcdefghij\nlast-no-newline";
+        let got = lines(input, 8).await;
+        assert_eq!(got.concat(), input.to_vec());
+        assert!(got.iter().all(|l| l.len() <= 8), "{got:?}");
+        assert_eq!(got[0], b"short\n");
+        assert_eq!(got[1], b"01234567");
+    }
+
+    #[tokio::test]
+    async fn a_newline_right_at_the_cap_ends_the_line() {
+        let got = lines(b"1234567\nx", 8).await;
+        assert_eq!(got, vec![b"1234567\n".to_vec(), b"x".to_vec()]);
     }
 }

@@ -272,3 +272,19 @@ pub fn reap_one() -> io::Result<Reaped> {
         Reaped::NotAnExit
     })
 }
+
+/// One `write(2)` to a descriptor gantry does not own (its stdout or stderr), retried on EINTR.
+pub fn write_fd(fd: i32, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: write reads at most `buf.len()` bytes from a live slice; a bad descriptor is an
+        // error, not undefined behaviour.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
