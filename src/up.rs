@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Plan};
 use crate::exit;
-use crate::supervisor::{self, Cause, RunOptions};
+use crate::supervisor::{self, Cause, JobDef, Kind, RunOptions, Supervisor};
 
 /// Arguments of `gantry up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,7 +82,7 @@ pub fn up(args: &UpArgs) -> i32 {
     }
     let keep_running = args.keep_running;
     let wait_timeout = args.wait_timeout;
-    supervisor::with_runtime(true, false, move |ctx, mut signals| async move {
+    supervisor::with_runtime(true, false, move |ctx, stops| async move {
         let grace = plan
             .jobs
             .iter()
@@ -90,13 +90,20 @@ pub fn up(args: &UpArgs) -> i32 {
             .chain(plan.boot.iter().map(|b| b.stop.total()))
             .max()
             .unwrap_or(config::model::DEFAULT_STOP_TIMEOUT);
+        let defs = plan
+            .boot
+            .iter()
+            .map(JobDef::boot)
+            .chain(plan.jobs.iter().map(JobDef::job))
+            .collect();
+        let mut supervisor = Supervisor::over(&ctx, defs, stops);
 
         // Phase 2, boot: every boot job to completion, in parallel.
         if !plan.boot.is_empty() {
             tracing::info!("boot: running {} boot job(s)", plan.boot.len());
-            let actors = plan.boot.iter().map(supervisor::boot_actor).collect();
-            let report =
-                supervisor::run_phase(actors, &ctx, &mut signals, RunOptions::default()).await;
+            let report = supervisor
+                .run_phase(Kind::Boot, RunOptions::default())
+                .await;
             let code = match (&report.cause, &report.failure) {
                 (_, Some((name, status))) => {
                     tracing::error!("boot job {name:?} failed ({status}); not starting any job");
@@ -117,7 +124,7 @@ pub fn up(args: &UpArgs) -> i32 {
             &plan.probes,
             &ctx.reaper,
             wait_timeout,
-            &mut signals,
+            supervisor.stop_requests(),
         )
         .await
         {
@@ -126,12 +133,11 @@ pub fn up(args: &UpArgs) -> i32 {
         }
 
         // Phase 4, run.
-        let actors = plan.jobs.iter().map(supervisor::job_actor).collect();
         let opts = RunOptions {
             keep_running,
             stop_all_when_one_ends: false,
         };
-        let report = supervisor::run_phase(actors, &ctx, &mut signals, opts).await;
+        let report = supervisor.run_phase(Kind::Job, opts).await;
 
         // Phase 5, shutdown: what the jobs left behind.
         let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;

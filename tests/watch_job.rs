@@ -1,6 +1,6 @@
 //! A watch driving a real job actor: validate, pre- and post-commands run through gantry's single reaper
 //! (a `waitpid(-1)` loop runs the whole time, as under `gantry up`), and the reload signal reaches the
-//! job's process through a `Control` message. Alone in its test binary because it reaps every child of
+//! job's process through a `Request` to its actor. Alone in its test binary because it reaps every child of
 //! the process.
 #![allow(clippy::unwrap_used)]
 
@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use gantry::config::{Attempts, CommandSpec as JobCommand, StopSpec};
 use gantry::output::Copiers;
-use gantry::supervisor::job::{self, Actor, Control, Ctx, Outcome};
+use gantry::supervisor::job::{self, ActorCtx, JobDef, Kind, Request};
 use gantry::supervisor::policy::Policy;
-use gantry::watch::job::spawn_watch;
+use gantry::supervisor::process::ProcessLauncher;
+use gantry::supervisor::reload::spawn_watch;
+use gantry::supervisor::JobState;
 use gantry::watch::{CommandSpec, WatchSpec};
 
 const HANG_GUARD: Duration = Duration::from_secs(15);
@@ -57,28 +59,33 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
     fs::write(&conf, "ok v1\n").unwrap();
 
     support::with_polling_reaper(|reaper| async move {
-        let ctx = Ctx {
-            reaper: Arc::clone(&reaper),
-            copiers: Copiers::default(),
+        let ctx = ActorCtx {
+            launcher: Arc::new(ProcessLauncher {
+                reaper: Arc::clone(&reaper),
+                copiers: Copiers::default(),
+                foreground: false,
+            }),
             forward_to_group: true,
-            foreground: false,
         };
         let script = format!(
             "trap 'echo hup >> {log}' HUP; echo > {ready}; while :; do sleep 1 & wait $!; done",
             log = log.display(),
             ready = ready.display()
         );
-        let actor = Actor {
+        let def = JobDef {
             name: "app".into(),
-            kind: "job",
+            kind: Kind::Job,
             command: JobCommand::new("bash", vec!["-c".into(), script]),
             policy: Policy::new(Attempts::Limited(1), false),
             stop: StopSpec::new(libc::SIGTERM, Duration::from_secs(5)),
             timeout: None,
             watches: Vec::new(),
+            can_fail: false,
+            controllable: false,
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-        let handle = job::spawn(actor, ctx, ev_tx);
+        let handle = job::spawn(def, ctx, ev_tx);
+        handle.send(Request::Start);
         wait_for("the job to start", || ready.exists()).await;
 
         let mut spec = WatchSpec::new(conf.display().to_string(), libc::SIGHUP);
@@ -110,14 +117,17 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
         assert_eq!((count(&log, "pre"), count(&log, "hup")), (2, 2));
 
         watch.abort();
-        handle.send(Control::Stop);
-        let ended = tokio::time::timeout(HANG_GUARD, ev_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            matches!(ended.outcome, Outcome::Stopped(Some(_))),
-            "{ended:?}"
-        );
+        handle.send(Request::Stop);
+        let ended = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let (_, state) = ev_rx.recv().await.unwrap();
+                if !state.is_live() {
+                    return state;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(matches!(ended, JobState::Stopped(Some(_))), "{ended:?}");
     });
 }

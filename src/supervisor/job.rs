@@ -1,73 +1,60 @@
-//! One job as an actor: a task that owns the job's process from start to its final outcome.
+//! One job as an actor: a task that owns the job's processes for as long as gantry runs.
 //!
-//! Nothing else touches a job's process. Others send [`Control`] messages (stop, kill, signal) and
-//! receive one [`JobEvent`] when the job is over: completed, failed for good, or stopped on request.
-//! Between runs the task applies the restart [`Policy`]; while stopping it walks the stop stages
-//! (signal, grace, next signal, ..., SIGKILL). Boot jobs are the same actor with a run-once policy
-//! and a timeout.
+//! Nothing else touches a job's process. Others hold a [`JobHandle`] and send [`Request`]s (start,
+//! stop, restart, signal, kill); each request is answered on a oneshot with the state it left the
+//! job in, or a [`ControlError`]. The actor publishes every change of [`JobState`] on a watch channel
+//! (read through the handle) and reports it to the supervisor.
+//!
+//! The actor lives through stop → start: when its job has settled (completed, failed, stopped) it
+//! waits for the next request instead of ending. Its rules:
+//!
+//! - **One process at most.** A start while the job is starting, running or stopping creates no
+//!   second process: while it runs the start is a no-op, while it stops the job is started again once
+//!   it has stopped, and while it backs off it is started now instead of after the delay.
+//! - **A stopped job stays stopped.** A job stopped on request is not restarted by its policy.
+//! - **A restart is one restart**, however many arrive while the job is stopping for it.
+//! - **Stopping** walks the stop stages (signal, grace, next signal, ..., SIGKILL); a `Kill` request
+//!   (a second SIGTERM during shutdown) sends SIGKILL at once.
+//! - **Between runs** the restart [`Policy`] decides (pure: `policy`), with its backoff.
+//!
+//! Boot jobs are the same actor with a run-once policy and a timeout per run.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::policy::{Decision, History, Policy};
-use crate::config::{CommandSpec, StopSpec};
+use super::process::{Child, Launcher};
+use super::state::{JobState, JobStatus};
+use crate::config::{Attempts, CommandSpec, StopSpec};
 use crate::exit::{self, ExitStatus};
-use crate::output::{self, Copiers};
-use crate::reaper::Reaper;
-use crate::sys::ChildSetup;
 
-/// What the rest of gantry may ask of a job.
+/// Which phase a job belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Stop gracefully (stop stages, then SIGKILL) and end.
-    Stop,
-    /// SIGKILL now (a second SIGTERM during shutdown).
-    Kill,
-    /// Forward a signal (to the process group or the main process, as `Ctx` says).
-    Signal(i32),
-    /// Send a signal to the main process only.
-    SignalMain(i32),
-    /// Stop gracefully, starting with this signal, and start again at once; not a failure.
-    Restart(i32),
+pub enum Kind {
+    /// Runs to completion before any job starts.
+    Boot,
+    /// Supervised.
+    Job,
 }
 
-/// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Finished successfully.
-    Completed(ExitStatus),
-    /// Failed for good (restart policy exhausted, or a boot job failed or timed out).
-    Failed { status: ExitStatus, timed_out: bool },
-    /// Stopped because it was asked to; `None` if it was not running at the time.
-    Stopped(Option<ExitStatus>),
+impl Kind {
+    /// How logs name a job of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Boot => "boot job",
+            Kind::Job => "job",
+        }
+    }
 }
 
-/// Sent once per job, when it is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobEvent {
-    pub name: String,
-    pub outcome: Outcome,
-}
-
-/// Shared parts every job needs.
+/// Everything the supervisor needs to know to run one job: what to run and under which rules.
 #[derive(Debug, Clone)]
-pub struct Ctx {
-    pub reaper: Arc<Reaper>,
-    pub copiers: Copiers,
-    /// Forwarded signals go to the job's process group (default) or only to its main process.
-    pub forward_to_group: bool,
-    /// Give the job the terminal's foreground (flags-only mode with one command).
-    pub foreground: bool,
-}
-
-/// How the actor runs one job.
-#[derive(Debug, Clone)]
-pub struct Actor {
+pub struct JobDef {
     pub name: String,
-    /// "job" or "boot job", for logs.
-    pub kind: &'static str,
+    pub kind: Kind,
     pub command: CommandSpec,
     pub policy: Policy,
     pub stop: StopSpec,
@@ -75,136 +62,233 @@ pub struct Actor {
     pub timeout: Option<Duration>,
     /// Files whose changes reload or restart the job.
     pub watches: Vec<crate::watch::WatchSpec>,
+    /// Failing for good does not bring gantry down.
+    pub can_fail: bool,
+    /// May be controlled through the API.
+    pub controllable: bool,
 }
 
-/// A handle to a running actor.
+/// What the rest of gantry may ask of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Start the job if it has no process (see the module doc for each state).
+    Start,
+    /// Stop gracefully (stop stages, then SIGKILL); the job then stays stopped.
+    Stop,
+    /// SIGKILL now (a second SIGTERM during shutdown).
+    Kill,
+    /// Stop gracefully, starting with `signal` (the job's own stop signal when `None`), and start
+    /// again at once; not a failure. With `only_if_running` (a watch's `restart = true`) a job that
+    /// has no process is left as it is.
+    Restart {
+        signal: Option<i32>,
+        only_if_running: bool,
+    },
+    /// Send a signal to the job's process group (`main_only = false`) or its main process.
+    Signal { signal: i32, main_only: bool },
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no job named {0:?}")]
+    UnknownJob(String),
+    #[error("job {0:?} has no running process")]
+    NotRunning(String),
+    #[error("gantry is shutting down")]
+    ShuttingDown,
+    #[error("job {0:?} is no longer supervised")]
+    Gone(String),
+}
+
+/// A request's answer: the state the request left the job in.
+pub type Reply = Result<JobState, ControlError>;
+
+type Envelope = (Request, Option<oneshot::Sender<Reply>>);
+
+/// A cloneable handle to one job's actor.
 #[derive(Debug, Clone)]
 pub struct JobHandle {
     pub name: String,
-    tx: mpsc::UnboundedSender<Control>,
+    tx: mpsc::UnboundedSender<Envelope>,
+    status: watch::Receiver<JobStatus>,
 }
 
 impl JobHandle {
-    /// Sends a control message; a job that already ended ignores it.
-    pub fn send(&self, control: Control) {
-        let _ = self.tx.send(control);
+    /// Sends a request without waiting for its answer.
+    pub fn send(&self, request: Request) {
+        let _ = self.tx.send((request, None));
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn request(&self, request: Request) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send((request, Some(tx))).is_err() {
+            return Err(ControlError::Gone(self.name.clone()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ControlError::Gone(self.name.clone())))
+    }
+
+    /// The job's status now.
+    pub fn status(&self) -> JobStatus {
+        *self.status.borrow()
+    }
+
+    /// A receiver that sees every later change of the job's status.
+    pub fn subscribe(&self) -> watch::Receiver<JobStatus> {
+        self.status.clone()
     }
 }
 
-/// Starts the actor task.
-pub fn spawn(actor: Actor, ctx: Ctx, events: mpsc::UnboundedSender<JobEvent>) -> JobHandle {
+/// What an actor needs besides its definition.
+#[derive(Debug, Clone)]
+pub struct ActorCtx {
+    pub launcher: Arc<dyn Launcher>,
+    /// Forwarded signals go to the job's process group (default) or only to its main process.
+    pub forward_to_group: bool,
+}
+
+/// Starts the actor task of `def`, in [`JobState::NotStarted`]. Every state change is also sent on
+/// `events` with the job's name.
+pub fn spawn(
+    def: JobDef,
+    ctx: ActorCtx,
+    events: mpsc::UnboundedSender<(String, JobState)>,
+) -> JobHandle {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(JobStatus::new());
     let handle = JobHandle {
-        name: actor.name.clone(),
+        name: def.name.clone(),
         tx,
+        status: status_rx,
     };
-    let mut watch_tasks = Vec::new();
-    for spec in &actor.watches {
-        match crate::watch::job::spawn_watch(spec.clone(), handle.clone(), ctx.reaper.clone()) {
-            Ok(task) => watch_tasks.push(task),
-            Err(e) => tracing::error!("job {:?}: cannot watch {:?}: {e}", actor.name, spec.path),
-        }
-    }
-    tokio::spawn(async move {
-        let name = actor.name.clone();
-        let outcome = actor.run(ctx, rx).await;
-        for task in watch_tasks {
-            task.abort();
-        }
-        let _ = events.send(JobEvent { name, outcome });
-    });
+    let actor = Actor {
+        history: History::new(&def.policy),
+        def,
+        ctx,
+        rx,
+        status: status_tx,
+        events,
+    };
+    tokio::spawn(actor.run());
     handle
 }
 
-/// A started process of a job.
-struct Running {
-    pid: i32,
-    exit: oneshot::Receiver<ExitStatus>,
+struct Actor {
+    def: JobDef,
+    ctx: ActorCtx,
+    rx: mpsc::UnboundedReceiver<Envelope>,
+    status: watch::Sender<JobStatus>,
+    events: mpsc::UnboundedSender<(String, JobState)>,
+    history: History,
 }
 
-impl Running {
-    async fn wait(&mut self) -> ExitStatus {
-        // The reaper only drops a sender after delivering; losing it would be a bug in gantry.
-        (&mut self.exit)
-            .await
-            .unwrap_or(ExitStatus::Code(exit::INTERNAL))
-    }
+/// How one run of the process ended.
+enum Ran {
+    Exited(ExitStatus),
+    /// Stopped for a restart on request: start again at once, without counting a failure.
+    Restarted(ExitStatus),
+    TimedOut(ExitStatus),
+    Stopped(ExitStatus),
+}
 
-    fn signal(&self, signal: i32, group: bool) {
-        crate::reaper::send_or_warn(self.pid, signal, group);
-    }
-
-    /// Walks the stop stages, answering `Kill` and forwarding signals meanwhile.
-    async fn stop(
-        &mut self,
-        stop: &StopSpec,
-        rx: &mut mpsc::UnboundedReceiver<Control>,
-        forward_to_group: bool,
-    ) -> ExitStatus {
-        let mut killed = false;
-        'stages: for &(signal, grace) in &stop.stages {
-            self.signal(signal, true);
-            let deadline = tokio::time::Instant::now() + grace;
-            loop {
-                tokio::select! {
-                    status = self.wait() => return status,
-                    _ = tokio::time::sleep_until(deadline) => continue 'stages,
-                    ctl = rx.recv() => match ctl {
-                        Some(Control::Kill) => { killed = true; break 'stages; }
-                        Some(Control::Signal(n)) => self.signal(n, forward_to_group),
-                        Some(Control::SignalMain(n)) => self.signal(n, false),
-                        Some(Control::Stop) | Some(Control::Restart(_)) | None => {}
-                    },
-                }
-            }
-        }
-        if !killed {
-            tracing::warn!(
-                pid = self.pid,
-                "did not stop within {:?}; sending SIGKILL",
-                stop.total()
-            );
-        }
-        self.signal(libc::SIGKILL, true);
-        self.wait().await
+fn answer(reply: Option<oneshot::Sender<Reply>>, value: Reply) {
+    if let Some(reply) = reply {
+        let _ = reply.send(value);
     }
 }
 
 impl Actor {
-    fn start(&self, ctx: &Ctx) -> std::io::Result<Running> {
-        let prepared = output::prepare(&self.command.output)?;
-        let setup = ChildSetup {
-            new_process_group: true,
-            foreground: ctx.foreground,
-        };
-        let spawned =
-            ctx.reaper
-                .spawn_job(&self.command, setup, prepared.stdout, prepared.stderr)?;
-        prepared
-            .copy
-            .start(spawned.stdout, spawned.stderr, &ctx.copiers);
-        Ok(Running {
-            pid: spawned.pid,
-            exit: spawned.exit,
-        })
+    fn state(&self) -> JobState {
+        self.status.borrow().state
     }
 
-    async fn run(self, ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Control>) -> Outcome {
-        let mut history = History::new(&self.policy);
-        let (name, kind) = (self.name.as_str(), self.kind);
+    /// Publishes a new state: logged once at debug level, on the watch channel and to the supervisor.
+    fn set(&mut self, state: JobState) {
+        let before = self.state();
+        if before == state {
+            return;
+        }
+        tracing::debug!(
+            "{} {:?}: {} -> {}",
+            self.def.kind.noun(),
+            self.def.name,
+            before.name(),
+            state.name()
+        );
+        self.status.send_modify(|s| {
+            if let JobState::Running { .. } = state {
+                s.starts = s.starts.saturating_add(1);
+                s.restarts = s.starts.saturating_sub(1);
+            }
+            s.state = state;
+        });
+        let _ = self.events.send((self.def.name.clone(), state));
+    }
+
+    fn record_exit(&mut self, status: ExitStatus) {
+        self.status.send_modify(|s| s.last_exit = Some(status));
+    }
+
+    fn not_running(&self) -> ControlError {
+        ControlError::NotRunning(self.def.name.clone())
+    }
+
+    async fn run(mut self) {
+        // Settled (not started, completed, failed, stopped): wait for a request.
+        while let Some((request, reply)) = self.rx.recv().await {
+            match request {
+                Request::Start
+                | Request::Restart {
+                    only_if_running: false,
+                    ..
+                } => {
+                    self.history = History::new(&self.def.policy);
+                    self.cycle(reply).await;
+                }
+                Request::Signal { .. } => answer(reply, Err(self.not_running())),
+                Request::Stop | Request::Kill | Request::Restart { .. } => {
+                    answer(reply, Ok(self.state()))
+                }
+            }
+        }
+    }
+
+    /// Runs the job from its start until it settles, restarting it as the policy and requests say.
+    /// `reply` is answered once the first process has started (or could not be).
+    async fn cycle(&mut self, mut reply: Option<oneshot::Sender<Reply>>) {
+        let (name, kind) = (self.def.name.clone(), self.def.kind.noun());
         loop {
+            self.set(JobState::Starting);
             let started = Instant::now();
-            let (status, timed_out) = match self.start(&ctx) {
-                Ok(mut running) => {
-                    tracing::info!("{kind} {name:?} started (pid {})", running.pid);
-                    match self.supervise(&mut running, &ctx, &mut rx).await {
-                        Ran::Exited(status) => (status, false),
-                        Ran::TimedOut(status) => (status, true),
+            let status = match self.ctx.launcher.launch(&self.def.command) {
+                Ok(child) => {
+                    tracing::info!("{kind} {name:?} started (pid {})", child.pid);
+                    self.set(JobState::Running {
+                        pid: child.pid,
+                        since: started,
+                    });
+                    answer(reply.take(), Ok(self.state()));
+                    match self.supervise(child).await {
+                        Ran::Exited(status) => status,
+                        Ran::TimedOut(status) => {
+                            self.record_exit(status);
+                            tracing::error!(
+                                "{kind} {name:?} timed out after {:?} ({status})",
+                                self.def.timeout.unwrap_or_default()
+                            );
+                            self.set(JobState::Failed(status));
+                            return;
+                        }
                         Ran::Stopped(status) => {
+                            self.record_exit(status);
                             tracing::info!("{kind} {name:?} stopped ({status})");
-                            return Outcome::Stopped(Some(status));
+                            self.set(JobState::Stopped(Some(status)));
+                            return;
                         }
                         Ran::Restarted(status) => {
+                            self.record_exit(status);
                             tracing::info!("{kind} {name:?} restarting on request ({status})");
                             continue;
                         }
@@ -213,86 +297,93 @@ impl Actor {
                 Err(e) => {
                     tracing::error!(
                         "{kind} {name:?}: cannot start {:?}: {e}",
-                        self.command.program
+                        self.def.command.program
                     );
-                    (ExitStatus::from_spawn_error(&e), false)
+                    ExitStatus::from_spawn_error(&e)
                 }
             };
-            if timed_out {
-                tracing::error!(
-                    "{kind} {name:?} timed out after {:?} ({status})",
-                    self.timeout.unwrap_or_default()
-                );
-                return Outcome::Failed {
-                    status,
-                    timed_out: true,
-                };
-            }
-            match history.on_exit(&self.policy, status, started.elapsed()) {
+            self.record_exit(status);
+            let decision = self
+                .history
+                .on_exit(&self.def.policy, status, started.elapsed());
+            let after = match decision {
                 Decision::Complete => {
                     tracing::info!("{kind} {name:?} completed");
-                    return Outcome::Completed(status);
-                }
-                Decision::GiveUp if self.policy == Policy::run_once() => {
-                    // Run-once commands (flags mode, boot jobs) report through their caller.
-                    tracing::info!("{kind} {name:?} exited ({status})");
-                    return Outcome::Failed {
-                        status,
-                        timed_out: false,
-                    };
+                    self.set(JobState::Completed(status));
+                    answer(reply.take(), Ok(self.state()));
+                    return;
                 }
                 Decision::GiveUp => {
-                    tracing::error!(
-                        "{kind} {name:?} failed ({status}) after {} attempt(s)",
-                        history.failures
-                    );
-                    return Outcome::Failed {
-                        status,
-                        timed_out: false,
-                    };
-                }
-                Decision::Restart { after } => {
-                    if status.success() {
-                        tracing::info!(
-                            "{kind} {name:?} exited ({status}); restarting in {after:?}"
-                        );
+                    if self.def.policy == Policy::run_once() {
+                        // Run-once commands (flags mode, boot jobs) report through their caller.
+                        tracing::info!("{kind} {name:?} exited ({status})");
                     } else {
-                        tracing::warn!(
-                            "{kind} {name:?} exited ({status}); restarting in {after:?} (failure {} of {})",
-                            history.failures,
-                            match self.policy.max_attempts {
-                                crate::config::Attempts::Forever => "unlimited".to_string(),
-                                crate::config::Attempts::Limited(n) => n.to_string(),
-                            }
+                        tracing::error!(
+                            "{kind} {name:?} failed ({status}) after {} attempt(s)",
+                            self.history.failures
                         );
                     }
-                    let deadline = tokio::time::Instant::now() + after;
-                    loop {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(deadline) => break,
-                            ctl = rx.recv() => match ctl {
-                                Some(Control::Stop) | Some(Control::Kill) | None => {
-                                    return Outcome::Stopped(None);
-                                }
-                                Some(Control::Restart(_)) => break, // start now
-                                Some(Control::Signal(_)) | Some(Control::SignalMain(_)) => {} // nothing to signal
-                            },
+                    self.set(JobState::Failed(status));
+                    answer(reply.take(), Ok(self.state()));
+                    return;
+                }
+                Decision::Restart { after } => after,
+            };
+            if status.success() {
+                tracing::info!("{kind} {name:?} exited ({status}); restarting in {after:?}");
+            } else {
+                tracing::warn!(
+                    "{kind} {name:?} exited ({status}); restarting in {after:?} (failure {} of {})",
+                    self.history.failures,
+                    match self.def.policy.max_attempts {
+                        Attempts::Forever => "unlimited".to_string(),
+                        Attempts::Limited(n) => n.to_string(),
+                    }
+                );
+            }
+            let until = Instant::now() + after;
+            self.set(JobState::BackingOff {
+                until,
+                attempt: self.history.failures,
+            });
+            answer(reply.take(), Ok(self.state()));
+            if !self.back_off(until).await {
+                self.set(JobState::Stopped(None));
+                return;
+            }
+        }
+    }
+
+    /// Waits out a backoff. Returns `false` when the job was stopped meanwhile, `true` to start it
+    /// (the delay passed, or a start or restart asked for it now).
+    async fn back_off(&mut self, until: Instant) -> bool {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                envelope = self.rx.recv() => {
+                    let Some((request, reply)) = envelope else { return false };
+                    match request {
+                        Request::Start | Request::Restart { only_if_running: false, .. } => {
+                            answer(reply, Ok(JobState::Starting));
+                            return true;
                         }
+                        Request::Stop | Request::Kill => {
+                            answer(reply, Ok(JobState::Stopped(None)));
+                            return false;
+                        }
+                        Request::Restart { .. } => answer(reply, Ok(self.state())),
+                        Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
             }
         }
     }
 
-    /// Waits for the run to end, for a stop request, or for the timeout.
-    async fn supervise(
-        &self,
-        running: &mut Running,
-        ctx: &Ctx,
-        rx: &mut mpsc::UnboundedReceiver<Control>,
-    ) -> Ran {
+    /// Waits for the run to end, for a request, or for the timeout.
+    async fn supervise(&mut self, mut child: Child) -> Ran {
+        let timeout = self.def.timeout;
         let timeout = async {
-            match self.timeout {
+            match timeout {
                 Some(t) => tokio::time::sleep(t).await,
                 None => std::future::pending().await,
             }
@@ -300,40 +391,125 @@ impl Actor {
         tokio::pin!(timeout);
         loop {
             tokio::select! {
-                status = running.wait() => return Ran::Exited(status),
+                status = wait(&mut child) => return Ran::Exited(status),
                 _ = &mut timeout => {
-                    let status = running.stop(&self.stop, rx, ctx.forward_to_group).await;
+                    let stop = self.def.stop.clone();
+                    let (status, _) = self.stop(&mut child, &stop, false).await;
                     return Ran::TimedOut(status);
                 }
-                ctl = rx.recv() => match ctl {
-                    Some(Control::Stop) | None => {
-                        let status = running.stop(&self.stop, rx, ctx.forward_to_group).await;
-                        return Ran::Stopped(status);
-                    }
-                    Some(Control::Kill) => {
-                        running.signal(libc::SIGKILL, true);
-                        return Ran::Stopped(running.wait().await);
-                    }
-                    Some(Control::Signal(n)) => running.signal(n, ctx.forward_to_group),
-                    Some(Control::SignalMain(n)) => running.signal(n, false),
-                    Some(Control::Restart(signal)) => {
-                        let mut stop = self.stop.clone();
-                        if let Some(first) = stop.stages.first_mut() {
-                            first.0 = signal;
+                envelope = self.rx.recv() => {
+                    let Some((request, reply)) = envelope else {
+                        // Every handle is gone: gantry is ending; stop the process on the way out.
+                        let stop = self.def.stop.clone();
+                        return Ran::Stopped(self.stop(&mut child, &stop, false).await.0);
+                    };
+                    match request {
+                        Request::Start => answer(reply, Ok(self.state())),
+                        Request::Stop => {
+                            let stop = self.def.stop.clone();
+                            answer(reply, Ok(JobState::Stopping { pid: child.pid, since: Instant::now() }));
+                            return match self.stop(&mut child, &stop, false).await {
+                                (status, true) => Ran::Restarted(status),
+                                (status, false) => Ran::Stopped(status),
+                            };
                         }
-                        let status = running.stop(&stop, rx, ctx.forward_to_group).await;
-                        return Ran::Restarted(status);
+                        Request::Kill => {
+                            self.set(JobState::Stopping { pid: child.pid, since: Instant::now() });
+                            self.ctx.launcher.signal(child.pid, libc::SIGKILL, true);
+                            answer(reply, Ok(self.state()));
+                            return Ran::Stopped(wait(&mut child).await);
+                        }
+                        Request::Signal { signal, main_only } => {
+                            let group = !main_only && self.ctx.forward_to_group;
+                            self.ctx.launcher.signal(child.pid, signal, group);
+                            answer(reply, Ok(self.state()));
+                        }
+                        Request::Restart { signal, .. } => {
+                            let mut stop = self.def.stop.clone();
+                            if let (Some(signal), Some(first)) = (signal, stop.stages.first_mut()) {
+                                first.0 = signal;
+                            }
+                            answer(reply, Ok(JobState::Stopping { pid: child.pid, since: Instant::now() }));
+                            return match self.stop(&mut child, &stop, true).await {
+                                (status, true) => Ran::Restarted(status),
+                                (status, false) => Ran::Stopped(status),
+                            };
+                        }
                     }
-                },
+                }
             }
         }
     }
+
+    /// Walks the stop stages until the process exits. Requests meanwhile: `Kill` sends SIGKILL at
+    /// once, signals are forwarded, a start or restart means "start again once stopped", a stop
+    /// cancels that. Returns the exit status and whether to start again (`again` at first).
+    async fn stop(
+        &mut self,
+        child: &mut Child,
+        stop: &StopSpec,
+        mut again: bool,
+    ) -> (ExitStatus, bool) {
+        self.set(JobState::Stopping {
+            pid: child.pid,
+            since: Instant::now(),
+        });
+        let mut killed = false;
+        let mut closed = false;
+        'stages: for &(signal, grace) in &stop.stages {
+            self.ctx.launcher.signal(child.pid, signal, true);
+            let deadline = Instant::now() + grace;
+            loop {
+                tokio::select! {
+                    status = wait(child) => return (status, again),
+                    _ = tokio::time::sleep_until(deadline) => continue 'stages,
+                    envelope = self.rx.recv(), if !closed => {
+                        let Some((request, reply)) = envelope else {
+                            closed = true;
+                            continue;
+                        };
+                        match request {
+                            Request::Kill => {
+                                answer(reply, Ok(self.state()));
+                                killed = true;
+                                break 'stages;
+                            }
+                            Request::Signal { signal, main_only } => {
+                                let group = !main_only && self.ctx.forward_to_group;
+                                self.ctx.launcher.signal(child.pid, signal, group);
+                                answer(reply, Ok(self.state()));
+                            }
+                            Request::Start | Request::Restart { only_if_running: false, .. } => {
+                                again = true;
+                                answer(reply, Ok(self.state()));
+                            }
+                            Request::Stop => {
+                                again = false;
+                                answer(reply, Ok(self.state()));
+                            }
+                            Request::Restart { .. } => answer(reply, Ok(self.state())),
+                        }
+                    }
+                }
+            }
+        }
+        if !killed {
+            tracing::warn!(
+                pid = child.pid,
+                "{} {:?} did not stop within {:?}; sending SIGKILL",
+                self.def.kind.noun(),
+                self.def.name,
+                stop.total()
+            );
+        }
+        self.ctx.launcher.signal(child.pid, libc::SIGKILL, true);
+        (wait(child).await, again)
+    }
 }
 
-enum Ran {
-    Exited(ExitStatus),
-    /// Stopped for a restart on request: start again at once, without counting a failure.
-    Restarted(ExitStatus),
-    TimedOut(ExitStatus),
-    Stopped(ExitStatus),
+async fn wait(child: &mut Child) -> ExitStatus {
+    // The reaper only drops a sender after delivering; losing it would be a bug in gantry.
+    (&mut child.exit)
+        .await
+        .unwrap_or(ExitStatus::Code(exit::INTERNAL))
 }

@@ -1,20 +1,48 @@
-//! Running the phases: boot jobs to completion, then supervised jobs, then shutdown and exit code.
+//! The supervisor: one per runtime, owner of every job's actor, boot jobs and jobs alike.
 //!
-//! This module owns the event loop of a running gantry. It starts one actor per job ([`job`]),
-//! listens to their outcomes and to SIGTERM/SIGINT (the signal loop forwards the other signals), decides when to
-//! shut down (SIGTERM/SIGINT, a job that may not fail gave up, or — in the flags-only mode — the first
-//! command ended), walks the shutdown (every job's stop stages; a second SIGTERM/SIGINT kills at once),
-//! then makes sure no descendant is left (adopted orphans included) and picks the exit code.
-//! Rendering and probing are phases of `up` that run before this loop; the `up` module sequences them.
+//! **Theory of operation.** [`Supervisor::new`] spawns one actor per [`JobDef`] ([`job`]), each in
+//! the state "not started", and hands out a cloneable [`Handle`]. Through the handle anyone (the
+//! phases of `up`, the flags-only mode, the signal loop, the API) may list the jobs, read one job's
+//! status, subscribe to its changes, start, stop, restart or signal it, and begin the shutdown.
+//! Requests that act on a job are answered on a oneshot with the state they left it in; a request
+//! for an unknown job, or one made once the shutdown has begun, is a [`ControlError`], never a
+//! panic or a silent drop.
+//!
+//! A phase ([`Supervisor::run_phase`]) starts the jobs of one [`Kind`] and follows every job's
+//! state changes until the phase is over. It also owns shutdown: SIGTERM/SIGINT (from the signal
+//! loop) or [`Handle::shutdown`], a job that may not fail giving up, or — in the flags-only mode —
+//! the first command ending; the shutdown stops every job (its stop stages; a second SIGTERM/SIGINT
+//! kills at once). Afterwards [`reap_descendants`] makes sure no descendant is left (adopted orphans
+//! included) and [`Report::exit_code`] picks the exit code.
+//!
+//! **When a phase ends, and so when `up` exits.** A phase ends once none of its jobs is starting,
+//! running, backing off or stopping, and
+//! - every one of them has ended by itself (completed, or failed): `up` exits with the deciding code
+//!   (the first job that failed and may not fail, else 0), as it always has; or
+//! - the shutdown has begun: `up` exits once everything has stopped.
+//!
+//! A job *stopped on request* (not by the shutdown) does not end the phase: gantry keeps running so
+//! that the job can be started again, until it is started, or until SIGTERM/SIGINT. With
+//! `--keep-running` the run phase lasts until SIGTERM/SIGINT whatever the jobs do.
+//!
+//! Rendering and probing are phases of `up` that do not involve jobs; the `up` module sequences them.
 
 pub mod job;
 pub mod policy;
+pub mod process;
+pub mod reload;
+pub mod state;
+
+#[cfg(test)]
+mod scripted_tests;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{Attempts, BootJob, JobSpec};
@@ -22,15 +50,17 @@ use crate::exit::{self, ExitStatus};
 use crate::output::Copiers;
 use crate::reaper::{self, Reaper};
 use crate::sys;
-pub use job::{Actor, Control, Ctx, JobEvent, Outcome};
+pub use job::{ControlError, JobDef, JobHandle, Kind, Reply, Request};
 use policy::Policy;
+use process::{Launcher, ProcessLauncher};
+pub use state::{JobState, JobStatus};
 
-/// Why the run phase ended.
+/// Why a phase ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
     /// Every job ended on its own.
     AllEnded,
-    /// gantry received SIGTERM or SIGINT.
+    /// gantry received SIGTERM or SIGINT (or a shutdown request with that signal).
     Signal(i32),
     /// A job that may not fail gave up.
     JobFailed(String),
@@ -76,121 +106,337 @@ pub struct RunOptions {
     pub stop_all_when_one_ends: bool,
 }
 
-/// Builds the actor of a supervised job.
-pub fn job_actor(spec: &JobSpec) -> (Actor, bool) {
-    (
-        Actor {
+impl JobDef {
+    /// A supervised job of the plan.
+    pub fn job(spec: &JobSpec) -> Self {
+        JobDef {
             name: spec.name.clone(),
-            kind: "job",
+            kind: Kind::Job,
             command: spec.command.clone(),
             policy: Policy::new(spec.max_attempts, spec.one_time),
             stop: spec.stop.clone(),
             timeout: None,
             watches: spec.watches.clone(),
-        },
-        spec.can_fail,
-    )
-}
+            can_fail: spec.can_fail,
+            controllable: spec.controllable,
+        }
+    }
 
-/// Builds the actor of a boot job: run once, within its timeout.
-pub fn boot_actor(spec: &BootJob) -> (Actor, bool) {
-    (
-        Actor {
+    /// A boot job of the plan: run once, within its timeout.
+    pub fn boot(spec: &BootJob) -> Self {
+        JobDef {
             name: spec.name.clone(),
-            kind: "boot job",
+            kind: Kind::Boot,
             command: spec.command.clone(),
             policy: Policy::new(Attempts::Limited(1), true),
             stop: spec.stop.clone(),
             timeout: spec.timeout,
             watches: Vec::new(),
-        },
-        spec.can_fail,
-    )
-}
-
-/// Runs actors until they have all ended (or, with `keep_running`, until a stop signal), handling
-/// signals and the shutdown.
-pub async fn run_phase(
-    actors: Vec<(Actor, bool)>,
-    ctx: &Ctx,
-    signals: &mut mpsc::UnboundedReceiver<i32>,
-    opts: RunOptions,
-) -> Report {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let mut live: HashMap<String, (job::JobHandle, bool)> = HashMap::new();
-    for (actor, can_fail) in actors {
-        let name = actor.name.clone();
-        live.insert(
-            name,
-            (job::spawn(actor, ctx.clone(), ev_tx.clone()), can_fail),
-        );
-    }
-    let mut report = Report {
-        cause: Cause::AllEnded,
-        failure: None,
-        stopped_nonzero: None,
-        shutdown_at: None,
-    };
-
-    let begin_shutdown =
-        |report: &mut Report, cause: Cause, live: &HashMap<String, (job::JobHandle, bool)>| {
-            if report.shutdown_at.is_some() {
-                return;
-            }
-            if !live.is_empty() {
-                tracing::info!("stopping {} job(s)", live.len());
-            }
-            report.cause = cause;
-            report.shutdown_at = Some(Instant::now());
-            for (handle, _) in live.values() {
-                handle.send(Control::Stop);
-            }
-        };
-
-    while !live.is_empty() || (opts.keep_running && report.shutdown_at.is_none()) {
-        tokio::select! {
-            // Only SIGTERM and SIGINT come here; the signal loop forwards the others itself.
-            Some(sig) = signals.recv() => {
-                if report.shutdown_at.is_some() {
-                    tracing::warn!("received {} again: killing every job now", crate::signals::Name(sig));
-                    for (handle, _) in live.values() {
-                        handle.send(Control::Kill);
-                    }
-                } else {
-                    tracing::info!("received {}: shutting down", crate::signals::Name(sig));
-                    begin_shutdown(&mut report, Cause::Signal(sig), &live);
-                }
-            }
-            Some(event) = ev_rx.recv() => {
-                let Some((_, can_fail)) = live.remove(&event.name) else { continue };
-                match event.outcome {
-                    Outcome::Completed(_) => {
-                        if opts.stop_all_when_one_ends {
-                            begin_shutdown(&mut report, Cause::JobEnded(event.name), &live);
-                        }
-                    }
-                    Outcome::Failed { status, .. } => {
-                        if can_fail {
-                            tracing::warn!("job {:?} failed ({status}) but may fail; the rest runs on", event.name);
-                            if opts.stop_all_when_one_ends {
-                                begin_shutdown(&mut report, Cause::JobEnded(event.name), &live);
-                            }
-                        } else if report.shutdown_at.is_none() {
-                            report.failure = Some((event.name.clone(), status));
-                            begin_shutdown(&mut report, Cause::JobFailed(event.name), &live);
-                        }
-                    }
-                    Outcome::Stopped(status) => {
-                        if let Some(status) = status.filter(|s| !s.success()) {
-                            report.stopped_nonzero.get_or_insert(status);
-                        }
-                    }
-                }
-            }
-            else => break,
+            can_fail: spec.can_fail,
+            controllable: false,
         }
     }
-    report
+}
+
+/// What the handle knows of one job.
+#[derive(Debug, Clone)]
+struct Entry {
+    handle: JobHandle,
+    kind: Kind,
+    controllable: bool,
+    can_fail: bool,
+}
+
+/// One job as [`Handle::list`] and [`Handle::status`] describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    pub name: String,
+    pub kind: Kind,
+    pub controllable: bool,
+    pub status: JobStatus,
+}
+
+/// A cloneable handle to the supervisor.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    /// In definition order; fixed once the supervisor exists.
+    jobs: Arc<Vec<Entry>>,
+    index: Arc<HashMap<String, usize>>,
+    stop_requests: mpsc::UnboundedSender<i32>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Handle {
+    fn entry(&self, name: &str) -> Result<&Entry, ControlError> {
+        self.index
+            .get(name)
+            .map(|&i| &self.jobs[i])
+            .ok_or_else(|| ControlError::UnknownJob(name.to_string()))
+    }
+
+    fn summary(entry: &Entry) -> JobSummary {
+        JobSummary {
+            name: entry.handle.name.clone(),
+            kind: entry.kind,
+            controllable: entry.controllable,
+            status: entry.handle.status(),
+        }
+    }
+
+    /// Every job, in definition order (boot jobs first).
+    pub fn list(&self) -> Vec<JobSummary> {
+        self.jobs.iter().map(Self::summary).collect()
+    }
+
+    /// One job's status.
+    pub fn status(&self, name: &str) -> Result<JobSummary, ControlError> {
+        self.entry(name).map(Self::summary)
+    }
+
+    /// Every later change of one job's status.
+    pub fn subscribe(&self, name: &str) -> Result<watch::Receiver<JobStatus>, ControlError> {
+        Ok(self.entry(name)?.handle.subscribe())
+    }
+
+    /// Sends `request` to job `name` and waits for the answer. Refused once the shutdown has begun.
+    pub async fn request(&self, name: &str, request: Request) -> Reply {
+        let entry = self.entry(name)?;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ControlError::ShuttingDown);
+        }
+        entry.handle.request(request).await
+    }
+
+    pub async fn start(&self, name: &str) -> Reply {
+        self.request(name, Request::Start).await
+    }
+
+    pub async fn stop(&self, name: &str) -> Reply {
+        self.request(name, Request::Stop).await
+    }
+
+    pub async fn restart(&self, name: &str) -> Reply {
+        self.request(
+            name,
+            Request::Restart {
+                signal: None,
+                only_if_running: false,
+            },
+        )
+        .await
+    }
+
+    /// Sends `signal` where the job's forwarded signals go.
+    pub async fn signal(&self, name: &str, signal: i32) -> Reply {
+        self.request(
+            name,
+            Request::Signal {
+                signal,
+                main_only: false,
+            },
+        )
+        .await
+    }
+
+    /// Begins the shutdown as SIGTERM/SIGINT `signal` would (a second call escalates to SIGKILL).
+    pub fn shutdown(&self, signal: i32) {
+        let _ = self.stop_requests.send(signal);
+    }
+
+    /// Whether the shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The runtime's shared parts: the reaper, the output copy tasks, and how jobs are started.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub reaper: Arc<Reaper>,
+    pub copiers: Copiers,
+    /// Forwarded signals go to the job's process group (default) or only to its main process.
+    pub forward_to_group: bool,
+    /// Give the job the terminal's foreground (flags-only mode with one command).
+    pub foreground: bool,
+    /// Where [`Handle::shutdown`] sends its request: the same channel as the signal loop's.
+    pub stop_requests: mpsc::UnboundedSender<i32>,
+}
+
+impl Ctx {
+    /// The launcher of real processes over this runtime's reaper.
+    pub fn launcher(&self) -> Arc<dyn Launcher> {
+        Arc::new(ProcessLauncher {
+            reaper: self.reaper.clone(),
+            copiers: self.copiers.clone(),
+            foreground: self.foreground,
+        })
+    }
+}
+
+/// The owner of every job's actor (see the module doc).
+pub struct Supervisor {
+    handle: Handle,
+    /// Each job's state as the phase loop last saw it, in definition order.
+    states: Vec<JobState>,
+    events: mpsc::UnboundedReceiver<(String, JobState)>,
+    stops: mpsc::UnboundedReceiver<i32>,
+}
+
+impl Supervisor {
+    /// Spawns the actor of every job in `defs` (not started yet) on the current runtime. Stop
+    /// requests (SIGTERM/SIGINT from the signal loop, [`Handle::shutdown`]) arrive on `stops`.
+    pub fn new(
+        defs: Vec<JobDef>,
+        launcher: Arc<dyn Launcher>,
+        forward_to_group: bool,
+        reaper: Arc<Reaper>,
+        stops: (mpsc::UnboundedSender<i32>, mpsc::UnboundedReceiver<i32>),
+    ) -> Self {
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let actor_ctx = job::ActorCtx {
+            launcher,
+            forward_to_group,
+        };
+        let mut jobs = Vec::with_capacity(defs.len());
+        let mut index = HashMap::new();
+        for def in defs {
+            let (kind, controllable, can_fail) = (def.kind, def.controllable, def.can_fail);
+            let watches = def.watches.clone();
+            let handle = job::spawn(def, actor_ctx.clone(), ev_tx.clone());
+            for spec in watches {
+                let path = spec.path.clone();
+                if let Err(e) = reload::spawn_watch(spec, handle.clone(), reaper.clone()) {
+                    tracing::error!("job {:?}: cannot watch {path:?}: {e}", handle.name);
+                }
+            }
+            index.insert(handle.name.clone(), jobs.len());
+            jobs.push(Entry {
+                handle,
+                kind,
+                controllable,
+                can_fail,
+            });
+        }
+        let states = vec![JobState::NotStarted; jobs.len()];
+        Supervisor {
+            handle: Handle {
+                jobs: Arc::new(jobs),
+                index: Arc::new(index),
+                stop_requests: stops.0,
+                shutting_down: Arc::new(AtomicBool::new(false)),
+            },
+            states,
+            events,
+            stops: stops.1,
+        }
+    }
+
+    /// A supervisor over real processes in `ctx`'s runtime.
+    pub fn over(ctx: &Ctx, defs: Vec<JobDef>, stops: mpsc::UnboundedReceiver<i32>) -> Self {
+        Supervisor::new(
+            defs,
+            ctx.launcher(),
+            ctx.forward_to_group,
+            ctx.reaper.clone(),
+            (ctx.stop_requests.clone(), stops),
+        )
+    }
+
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Stop requests for a phase that runs no job (the probe phase waits on them).
+    pub fn stop_requests(&mut self) -> &mut mpsc::UnboundedReceiver<i32> {
+        &mut self.stops
+    }
+
+    fn begin_shutdown(&mut self, report: &mut Report, cause: Cause) {
+        if report.shutdown_at.is_some() {
+            return;
+        }
+        self.handle.shutting_down.store(true, Ordering::SeqCst);
+        let live = self.states.iter().filter(|s| s.is_live()).count();
+        if live > 0 {
+            tracing::info!("stopping {live} job(s)");
+        }
+        report.cause = cause;
+        report.shutdown_at = Some(Instant::now());
+        for entry in self.handle.jobs.iter() {
+            entry.handle.send(Request::Stop);
+        }
+    }
+
+    /// Starts every job of `kind` and follows them until the phase is over (see the module doc).
+    pub async fn run_phase(&mut self, kind: Kind, opts: RunOptions) -> Report {
+        let members: Vec<usize> = (0..self.states.len())
+            .filter(|&i| self.handle.jobs[i].kind == kind)
+            .collect();
+        for &i in &members {
+            self.handle.jobs[i].handle.send(Request::Start);
+            // Until its actor reports, the job counts as starting: the phase is not over.
+            self.states[i] = JobState::Starting;
+        }
+        let mut report = Report {
+            cause: Cause::AllEnded,
+            failure: None,
+            stopped_nonzero: None,
+            shutdown_at: None,
+        };
+        loop {
+            let shutting_down = report.shutdown_at.is_some();
+            let live = members.iter().any(|&i| self.states[i].is_live());
+            let held = members
+                .iter()
+                .any(|&i| matches!(self.states[i], JobState::Stopped(_)));
+            if !live && (shutting_down || !(held || opts.keep_running)) {
+                break;
+            }
+            tokio::select! {
+                Some(sig) = self.stops.recv() => {
+                    if shutting_down {
+                        tracing::warn!("received {} again: killing every job now", crate::signals::Name(sig));
+                        for entry in self.handle.jobs.iter() {
+                            entry.handle.send(Request::Kill);
+                        }
+                    } else {
+                        tracing::info!("received {}: shutting down", crate::signals::Name(sig));
+                        self.begin_shutdown(&mut report, Cause::Signal(sig));
+                    }
+                }
+                Some((name, state)) = self.events.recv() => {
+                    let Some(&i) = self.handle.index.get(&name) else { continue };
+                    self.states[i] = state;
+                    if !members.contains(&i) {
+                        continue;
+                    }
+                    let can_fail = self.handle.jobs[i].can_fail;
+                    match state {
+                        JobState::Completed(_) if opts.stop_all_when_one_ends => {
+                            self.begin_shutdown(&mut report, Cause::JobEnded(name));
+                        }
+                        JobState::Failed(status) => {
+                            if can_fail {
+                                tracing::warn!("{} {name:?} failed ({status}) but may fail; the rest runs on", kind.noun());
+                                if opts.stop_all_when_one_ends {
+                                    self.begin_shutdown(&mut report, Cause::JobEnded(name));
+                                }
+                            } else if !shutting_down {
+                                report.failure = Some((name.clone(), status));
+                                self.begin_shutdown(&mut report, Cause::JobFailed(name));
+                            }
+                        }
+                        JobState::Stopped(Some(status)) if shutting_down && !status.success() => {
+                            report.stopped_nonzero.get_or_insert(status);
+                        }
+                        _ => {}
+                    }
+                }
+                else => break,
+            }
+        }
+        report
+    }
 }
 
 /// After the jobs: signals every remaining descendant (adopted orphans included) with SIGTERM, waits
@@ -305,7 +551,7 @@ where
         tokio::spawn(reaper::signal_loop(
             fd,
             reaper.clone(),
-            tx,
+            tx.clone(),
             forward_to_group,
         ));
         let ctx = Ctx {
@@ -313,6 +559,7 @@ where
             copiers: Copiers::default(),
             forward_to_group,
             foreground,
+            stop_requests: tx,
         };
         let copiers = ctx.copiers.clone();
         let code = body(ctx, rx).await;

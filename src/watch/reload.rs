@@ -4,7 +4,7 @@
 //! Owns the order of those steps and their error reporting. It must not own, spawn or signal the job's
 //! process: the supervisor does that, behind [`ReloadHost::deliver`]. Short commands (validate, pre, post)
 //! are also run through the host ([`ReloadHost::run_command`]), because under gantry's process-wide reaper a
-//! `waitpid` of our own would race it for the exit status (under `up`, [`crate::watch::job::JobHost`]
+//! `waitpid` of our own would race it for the exit status (under `up`, [`crate::supervisor::reload::JobHost`]
 //! runs them with [`crate::reaper::run_captured`]).
 
 use std::future::Future;

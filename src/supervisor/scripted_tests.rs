@@ -1,0 +1,459 @@
+//! The job actor and the supervisor without processes: a scripted [`Launcher`] stands in for the
+//! reaper and `kill(2)`, and tokio's paused clock makes every delay exact and instant.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::job::{self, ActorCtx, JobDef, JobHandle, Kind, Request};
+use super::policy::Policy;
+use super::process::{Child, Launcher};
+use super::*;
+use crate::config::{Attempts, CommandSpec, StopSpec};
+
+/// What the scripted processes do.
+#[derive(Debug, Clone, Copy)]
+enum Script {
+    /// Runs until a signal it does not ignore (or SIGKILL).
+    RunUntilSignalled,
+    /// Exits at once with this code.
+    ExitWith(i32),
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// (pid, when) of every launch.
+    launches: Vec<(i32, Instant)>,
+    /// (pid, signal, when) of every signal sent.
+    signals: Vec<(i32, i32, Instant)>,
+    /// The exit senders of processes still running.
+    running: Vec<(i32, oneshot::Sender<ExitStatus>)>,
+}
+
+#[derive(Debug)]
+struct Scripted {
+    script: Mutex<Script>,
+    /// Signals the processes ignore (SIGKILL cannot be).
+    ignores: Vec<i32>,
+    log: Mutex<Log>,
+}
+
+impl Scripted {
+    fn new(script: Script, ignores: &[i32]) -> Arc<Self> {
+        Arc::new(Scripted {
+            script: Mutex::new(script),
+            ignores: ignores.to_vec(),
+            log: Mutex::new(Log::default()),
+        })
+    }
+
+    fn set_script(&self, script: Script) {
+        *self.script.lock().expect("script") = script;
+    }
+
+    fn launches(&self) -> Vec<(i32, Instant)> {
+        self.log.lock().expect("log").launches.clone()
+    }
+
+    fn signals(&self) -> Vec<(i32, i32, Instant)> {
+        self.log.lock().expect("log").signals.clone()
+    }
+
+    fn running(&self) -> usize {
+        let mut log = self.log.lock().expect("log");
+        log.running.retain(|(_, tx)| !tx.is_closed());
+        log.running.len()
+    }
+}
+
+impl Launcher for Scripted {
+    fn launch(&self, _command: &CommandSpec) -> std::io::Result<Child> {
+        let mut log = self.log.lock().expect("log");
+        let pid = 1000 + log.launches.len() as i32;
+        log.launches.push((pid, Instant::now()));
+        let (tx, rx) = oneshot::channel();
+        match *self.script.lock().expect("script") {
+            Script::ExitWith(code) => {
+                let _ = tx.send(ExitStatus::Code(code));
+            }
+            Script::RunUntilSignalled => log.running.push((pid, tx)),
+        }
+        Ok(Child { pid, exit: rx })
+    }
+
+    fn signal(&self, pid: i32, signal: i32, _group: bool) {
+        let mut log = self.log.lock().expect("log");
+        log.signals.push((pid, signal, Instant::now()));
+        if signal == libc::SIGKILL || !self.ignores.contains(&signal) {
+            if let Some(i) = log.running.iter().position(|(p, _)| *p == pid) {
+                let (_, tx) = log.running.remove(i);
+                let _ = tx.send(ExitStatus::Signaled(signal));
+            }
+        }
+    }
+}
+
+fn def(name: &str, attempts: Attempts, grace: Duration) -> JobDef {
+    JobDef {
+        name: name.into(),
+        kind: Kind::Job,
+        command: CommandSpec::new("scripted", Vec::new()),
+        policy: Policy::new(attempts, false),
+        stop: StopSpec::new(libc::SIGTERM, grace),
+        timeout: None,
+        watches: Vec::new(),
+        can_fail: false,
+        controllable: true,
+    }
+}
+
+fn actor(
+    launcher: &Arc<Scripted>,
+    def: JobDef,
+) -> (JobHandle, mpsc::UnboundedReceiver<(String, JobState)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ctx = ActorCtx {
+        launcher: launcher.clone(),
+        forward_to_group: true,
+    };
+    (job::spawn(def, ctx, tx), rx)
+}
+
+/// Lets every task run until all of them wait (on the paused clock, without advancing it).
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits (on the paused clock) until the job's state satisfies `cond`.
+async fn until(handle: &JobHandle, cond: impl Fn(&JobState) -> bool) -> JobState {
+    let mut rx = handle.subscribe();
+    let state = rx
+        .wait_for(|s| cond(&s.state))
+        .await
+        .expect("the actor is alive")
+        .state;
+    state
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_backoff_doubles_from_one_second_to_the_cap() {
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, _events) = actor(&launcher, def("crash", Attempts::Forever, secs(10)));
+    handle.send(Request::Start);
+    while launcher.launches().len() < 9 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let times: Vec<Instant> = launcher.launches().iter().map(|l| l.1).collect();
+    let gaps: Vec<u64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    assert_eq!(gaps, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    assert!(matches!(
+        handle.status().state,
+        JobState::BackingOff { attempt: 9, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_attempts_ends_in_failed_with_the_last_status() {
+    let launcher = Scripted::new(Script::ExitWith(3), &[]);
+    let (handle, _events) = actor(&launcher, def("crash", Attempts::Limited(3), secs(10)));
+    handle.send(Request::Start);
+    let state = until(&handle, |s| !s.is_live() && *s != JobState::NotStarted).await;
+    assert_eq!(state, JobState::Failed(ExitStatus::Code(3)));
+    assert_eq!(launcher.launches().len(), 3);
+    let status = handle.status();
+    assert_eq!((status.starts, status.restarts), (3, 2));
+    assert_eq!(status.last_exit, Some(ExitStatus::Code(3)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_during_backoff_starts_one_process_now() {
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, _events) = actor(&launcher, def("crash", Attempts::Forever, secs(10)));
+    handle.send(Request::Start);
+    until(&handle, |s| matches!(s, JobState::BackingOff { .. })).await;
+    // The next start is due in 1 s; twenty starts at once, from now on processes keep running.
+    launcher.set_script(Script::RunUntilSignalled);
+    let before = Instant::now();
+    let replies = futures_join_all((0..20).map(|_| handle.request(Request::Start)).collect()).await;
+    assert!(replies.iter().all(|r| r.is_ok()), "{replies:?}");
+    settle().await;
+    assert_eq!(
+        launcher.launches().len(),
+        2,
+        "one process for twenty starts"
+    );
+    assert_eq!(
+        launcher.launches()[1].1,
+        before,
+        "started at once, not after the backoff"
+    );
+    assert_eq!(launcher.running(), 1);
+    assert!(matches!(
+        handle.status().state,
+        JobState::Running { pid: 1001, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_right_after_a_start_stops_the_one_process_and_it_stays_stopped() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let (handle, _events) = actor(&launcher, def("svc", Attempts::Forever, secs(10)));
+    handle.send(Request::Start);
+    handle.send(Request::Stop);
+    let state = until(&handle, |s| matches!(s, JobState::Stopped(_))).await;
+    assert_eq!(
+        state,
+        JobState::Stopped(Some(ExitStatus::Signaled(libc::SIGTERM)))
+    );
+    // A stopped job is not restarted by its policy, however long we wait.
+    tokio::time::sleep(secs(3600)).await;
+    assert_eq!(launcher.launches().len(), 1);
+    assert!(matches!(handle.status().state, JobState::Stopped(_)));
+    // ... and starts again on request, as a new process.
+    handle.request(Request::Start).await.expect("start");
+    assert!(matches!(
+        handle.status().state,
+        JobState::Running { pid: 1001, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_stop_is_the_same_stop() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let (handle, _events) = actor(&launcher, def("slow", Attempts::Forever, secs(5)));
+    handle.request(Request::Start).await.expect("start");
+    let begin = Instant::now();
+    handle.send(Request::Stop);
+    tokio::time::sleep(secs(2)).await;
+    handle.request(Request::Stop).await.expect("second stop");
+    until(&handle, |s| matches!(s, JobState::Stopped(_))).await;
+    let signals: Vec<(i32, Duration)> = launcher
+        .signals()
+        .iter()
+        .map(|&(_, sig, at)| (sig, at - begin))
+        .collect();
+    // One SIGTERM, and SIGKILL when the first stop's grace ran out (not the second's).
+    assert_eq!(
+        signals,
+        vec![(libc::SIGTERM, secs(0)), (libc::SIGKILL, secs(5))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_signal_the_process_ignores_escalates_to_sigkill_after_the_grace() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let (handle, _events) = actor(&launcher, def("stubborn", Attempts::Forever, secs(7)));
+    handle.request(Request::Start).await.expect("start");
+    let begin = Instant::now();
+    handle.send(Request::Stop);
+    let state = until(&handle, |s| matches!(s, JobState::Stopped(_))).await;
+    assert_eq!(
+        state,
+        JobState::Stopped(Some(ExitStatus::Signaled(libc::SIGKILL)))
+    );
+    let kill = launcher.signals()[1];
+    assert_eq!((kill.1, kill.2 - begin), (libc::SIGKILL, secs(7)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_restarts_is_one_restart() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let (handle, _events) = actor(&launcher, def("svc", Attempts::Forever, secs(2)));
+    handle.request(Request::Start).await.expect("start");
+    let restart = Request::Restart {
+        signal: None,
+        only_if_running: false,
+    };
+    let replies = futures_join_all((0..50).map(|_| handle.request(restart)).collect()).await;
+    assert!(replies.iter().all(|r| r.is_ok()), "{replies:?}");
+    until(&handle, |s| {
+        matches!(s, JobState::Running { pid: 1001, .. })
+    })
+    .await;
+    tokio::time::sleep(secs(60)).await;
+    assert_eq!(
+        launcher.launches().len(),
+        2,
+        "the first process and one restart"
+    );
+    assert_eq!(launcher.running(), 1);
+    // A restart is not a failure: no backoff before the new process.
+    let l = launcher.launches();
+    assert_eq!(
+        l[1].1 - l[0].1,
+        secs(2),
+        "started as soon as the old one was killed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_cancels_a_restart_in_progress() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let (handle, _events) = actor(&launcher, def("svc", Attempts::Forever, secs(2)));
+    handle.request(Request::Start).await.expect("start");
+    handle.send(Request::Restart {
+        signal: None,
+        only_if_running: false,
+    });
+    handle.request(Request::Stop).await.expect("stop");
+    until(&handle, |s| matches!(s, JobState::Stopped(_))).await;
+    tokio::time::sleep(secs(60)).await;
+    assert_eq!(launcher.launches().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_restart_leaves_a_stopped_job_alone() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let (handle, _events) = actor(&launcher, def("svc", Attempts::Forever, secs(2)));
+    let watch_restart = Request::Restart {
+        signal: Some(libc::SIGHUP),
+        only_if_running: true,
+    };
+    assert_eq!(
+        handle.request(watch_restart).await,
+        Ok(JobState::NotStarted)
+    );
+    assert_eq!(
+        handle
+            .request(Request::Signal {
+                signal: libc::SIGHUP,
+                main_only: false
+            })
+            .await,
+        Err(ControlError::NotRunning("svc".into()))
+    );
+    assert!(launcher.launches().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_is_published_in_order() {
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, mut events) = actor(&launcher, def("crash", Attempts::Limited(2), secs(1)));
+    handle.send(Request::Start);
+    until(&handle, |s| matches!(s, JobState::Failed(_))).await;
+    let mut names = Vec::new();
+    while let Ok((_, state)) = events.try_recv() {
+        names.push(state.name());
+    }
+    assert_eq!(
+        names,
+        vec![
+            "starting",
+            "running",
+            "backing-off",
+            "starting",
+            "running",
+            "failed"
+        ]
+    );
+}
+
+/// A supervisor over the scripted launcher, with the sender of its stop requests.
+fn supervisor(launcher: &Arc<Scripted>, defs: Vec<JobDef>) -> Supervisor {
+    let (tx, rx) = mpsc::unbounded_channel();
+    Supervisor::new(
+        defs,
+        launcher.clone(),
+        true,
+        crate::reaper::Reaper::new(),
+        (tx, rx),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_handle_refuses_unknown_jobs_and_control_during_shutdown() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(&launcher, vec![def("a", Attempts::Forever, secs(1))]);
+    let handle = sup.handle();
+    assert_eq!(
+        handle.start("nope").await,
+        Err(ControlError::UnknownJob("nope".into()))
+    );
+    assert!(handle.status("nope").is_err());
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    assert_eq!(handle.list().len(), 1);
+    assert!(matches!(
+        handle.status("a").expect("a").status.state,
+        JobState::Running { .. }
+    ));
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.cause, Cause::Signal(libc::SIGTERM));
+    assert_eq!(report.exit_code(), 128 + libc::SIGTERM);
+    assert_eq!(handle.start("a").await, Err(ControlError::ShuttingDown));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_stopped_on_request_keeps_the_phase_running_until_it_is_started_again() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut b = def("b", Attempts::Limited(1), secs(1));
+    b.can_fail = true;
+    let mut sup = supervisor(&launcher, vec![def("a", Attempts::Forever, secs(1)), b]);
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    handle.stop("a").await.expect("stop a");
+    settle().await;
+    // b ends by itself; a was stopped on request: gantry stays up so that a can be started again.
+    launcher.signal(1001, libc::SIGTERM, true);
+    tokio::time::sleep(secs(3600)).await;
+    assert!(!phase.is_finished());
+    assert!(matches!(
+        handle.status("a").expect("a").status.state,
+        JobState::Stopped(_)
+    ));
+    // Started again: a new process.
+    handle.start("a").await.expect("start a");
+    assert!(matches!(
+        handle.status("a").expect("a").status.state,
+        JobState::Running { pid: 1002, .. }
+    ));
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.cause, Cause::Signal(libc::SIGTERM));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_job_ends_by_itself_the_phase_ends_with_the_failed_jobs_code() {
+    let launcher = Scripted::new(Script::ExitWith(4), &[]);
+    let mut sup = supervisor(&launcher, vec![def("a", Attempts::Limited(2), secs(1))]);
+    let report = sup.run_phase(Kind::Job, RunOptions::default()).await;
+    assert_eq!(report.cause, Cause::JobFailed("a".into()));
+    assert_eq!(report.exit_code(), 4);
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Polls every future to completion, concurrently (the crate has no `futures` dependency).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Each request is answered by the actor independently; awaiting them in turn still has them
+    // all queued at once, because `request` sends before its first await point returns.
+    let mut started = Vec::new();
+    for mut f in set {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => started.push(Ok(v)),
+            std::task::Poll::Pending => started.push(Err(f)),
+        }
+    }
+    for f in started {
+        match f {
+            Ok(v) => out.push(v),
+            Err(f) => out.push(f.await),
+        }
+    }
+    out
+}
