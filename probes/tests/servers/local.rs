@@ -1,5 +1,7 @@
 //! tcp, http, filesystem and exec: servers and commands the test makes itself.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_probes::spec::{ExecSpec, HttpSpec};
@@ -153,6 +155,94 @@ async fn http_status_range_body_and_headers() {
     .unwrap();
     let e = run(spec("/auth", None, None, vec![])).await.unwrap_err();
     assert_contains(&e.to_string(), "HTTP 401");
+}
+
+/// A server whose every answer is `200 OK` with a chunked body that never ends: `prefix`, then 64 KiB
+/// chunks of `x`. Returns the port and the number of body bytes the server managed to send.
+///
+/// After [`ENDLESS_STALL_AFTER`] bytes on one connection it stops sending but keeps the body open, so
+/// a client that reads everything hangs until its timeout instead of exhausting the test machine's
+/// memory. (gantry's black-box test in `tests/probe_phase.rs` uses a server that never stalls.)
+async fn endless_body_server(prefix: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = l.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{prefix}\r\n",
+                    prefix.len()
+                );
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                chunk.extend_from_slice(&[b'x'; 64 * 1024]);
+                chunk.extend_from_slice(b"\r\n");
+                let mut total = 0;
+                while total < ENDLESS_STALL_AFTER {
+                    if conn.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    total += 64 * 1024;
+                    counter.fetch_add(64 * 1024, Ordering::SeqCst);
+                }
+                // Stall: the body stays open, nothing more comes.
+                let _ = conn.read(&mut buf).await;
+            });
+        }
+    });
+    (port, sent)
+}
+
+const ENDLESS_STALL_AFTER: usize = 128 << 20;
+
+fn body_contains_probe(port: u16, needle: &str) -> gantry_probes::BoxProbe {
+    build_probe(
+        "stream",
+        &ProbeSpec::Http(HttpSpec {
+            url: Some(format!("http://127.0.0.1:{port}/").into()),
+            body_contains: Some(needle.into()),
+            // A hang guard far beyond what reading 1 MiB from loopback takes.
+            timeout: Some("20s".into()),
+            ..Default::default()
+        }),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn body_contains_stops_reading_an_endless_body_at_the_limit() {
+    let (port, sent) = endless_body_server("starting...").await;
+    let e = gantry_probes::attempt(body_contains_probe(port, "status: up").as_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "HTTP 200 OK, but the first 1 MiB of the body do not contain \"status: up\" \
+         (bodyContains reads no further)"
+    );
+    // The client hung up: beyond the limit the server could only fill the socket buffers.
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(sent < 32 << 20, "the server sent {sent} bytes");
+}
+
+#[tokio::test]
+async fn body_contains_found_early_in_an_endless_body_is_ready() {
+    let (port, _) = endless_body_server("<html>status: up</html>").await;
+    gantry_probes::attempt(body_contains_probe(port, "status: up").as_ref())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
