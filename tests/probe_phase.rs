@@ -358,3 +358,47 @@ fn body_contains_on_an_endless_body_keeps_gantrys_memory_bounded() {
     );
     eprintln!("peak RSS while polling an endless body: {peak} KiB");
 }
+
+/// Regression: lapin's own events (its SASL frame with the password as a byte list, three ERROR lines
+/// per refused login) reached `gantry up`'s log at trace level, in either log format.
+#[test]
+fn an_amqp_probe_at_trace_level_logs_only_gantrys_lines_and_no_password() {
+    let secret = "Gantry-Amqp-Secret-93";
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"mq\" {\n wait = true\n amqp {\n  host = { hostname = \"127.0.0.1\" }\n  credentials = { user = \"guest\", password = \"ENV:GANTRY_TEST_AMQP_PW\" }\n }\n}\n",
+    );
+    for format in ["text", "json"] {
+        let mut cmd = gantry(&[
+            "up",
+            "-c",
+            dir.str(),
+            "--wait-timeout",
+            "3s",
+            "--log-format",
+            format,
+        ]);
+        cmd.env("GANTRY_LOG", "trace")
+            .env("GANTRY_TEST_AMQP_PW", secret);
+        let out = run(cmd);
+        assert_eq!(out.code, Some(75), "{}", out.stderr);
+        // guest/guest is the valid login: the broker refused this one.
+        assert!(out.stderr.contains("ACCESS_REFUSED"), "{}", out.stderr);
+        let bytes: Vec<String> = secret.bytes().map(|b| b.to_string()).collect();
+        for form in [secret.to_string(), bytes.join(", ")] {
+            assert!(
+                !out.stderr.contains(&form),
+                "{format}: {form:?} leaked:\n{}",
+                out.stderr
+            );
+        }
+        // gantry's own: the phase, "waiting for", one "not ready", the deadline, nothing started.
+        let lines = out.stderr.lines().count();
+        assert!(
+            lines <= 10,
+            "{format}: {lines} lines at trace level:\n{}",
+            out.stderr
+        );
+    }
+}
