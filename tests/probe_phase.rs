@@ -266,6 +266,37 @@ fn an_exec_probe_reads_nothing_from_gantrys_stdin() {
     assert!(out.stdout.contains("job ran"), "{}", out.stderr);
 }
 
+/// Regression: an `exec` probe's argument read from the environment (`"ENV:TOKEN"`) came back in its
+/// reason — in the "still waiting" line, the per-attempt debug line and the deadline's error — when
+/// the command printed what it was given.
+#[test]
+fn an_exec_probes_env_argument_never_appears_in_gantrys_output() {
+    let token = "Gantry-Exec-Token-4711";
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"tok\" {\n wait = true\n exec {\n  command = \"sh\"\n  args = [\"-c\", \"echo rejected token $0 >&2; exit 1\", \"ENV:GANTRY_TEST_EXEC_TOKEN\"]\n }\n}\n",
+    );
+    // Past the first 5 s progress report, so the "still waiting" line is in the output.
+    let mut cmd = gantry(&["up", "-c", dir.str(), "--wait-timeout", "6s"]);
+    cmd.env("GANTRY_LOG", "debug")
+        .env("GANTRY_TEST_EXEC_TOKEN", token);
+    let out = run(cmd);
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    // The command really printed the token: its reason is there, with the token hidden.
+    assert!(
+        out.stderr
+            .contains("still waiting for tok (exec sh): exit code 1: rejected token ***"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(token) && !out.stdout.contains(token),
+        "the token leaked:\n{}",
+        out.stderr
+    );
+}
+
 /// The resident set of a process, from `/proc/PID/status`; `None` once it has exited.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

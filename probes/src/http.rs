@@ -118,6 +118,11 @@ impl HttpProbe {
         let mut s: Vec<Secret> = self.target.headers.iter().map(|(_, v)| v.clone()).collect();
         if let Ok(u) = url::Url::parse(&self.target.url) {
             if let Some(p) = u.password() {
+                // As written (percent-encoded) and as the server would quote it back.
+                let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy();
+                if decoded != p {
+                    s.push(Secret::new(decoded.into_owned()));
+                }
                 s.push(Secret::new(p));
             }
         }

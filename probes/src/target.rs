@@ -149,10 +149,30 @@ pub struct SmtpTarget {
     pub tls: SmtpTls,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ExecTarget {
     pub program: String,
+    /// As the command gets them, `ENV:` values already read.
     pub args: Vec<String>,
+    /// The arguments that were read from the environment (`"ENV:TOKEN"`): they may be tokens or
+    /// passwords, so they are scrubbed from everything the probe reports (the command's own output
+    /// included) and `Debug` shows them as `***`.
+    pub secrets: Vec<Secret>,
+}
+
+impl fmt::Debug for ExecTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secrets: Vec<&Secret> = self.secrets.iter().collect();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| Secret::scrub_all(a, &secrets))
+            .collect();
+        f.debug_struct("ExecTarget")
+            .field("program", &self.program)
+            .field("args", &args)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {

@@ -322,3 +322,44 @@ async fn exec_exit_code_reason_and_timeout() {
         .unwrap_err();
     assert_eq!(e.to_string(), "timed out after 300ms");
 }
+
+#[tokio::test]
+async fn exec_arguments_from_the_environment_are_hidden_in_reasons_and_debug() {
+    let token = "exec-env-Token-2207";
+    std::env::set_var("GANTRY_PROBE_TEST_EXEC_TOKEN", token);
+    let spec = ProbeSpec::Exec(ExecSpec {
+        command: "sh".into(),
+        // The command echoes the token it was given, on stderr and stdout, split over lines.
+        args: vec![
+            "-c".into(),
+            "echo \"bad token $0\"; echo \"rejected $0\" >&2; exit 1".into(),
+            "ENV:GANTRY_PROBE_TEST_EXEC_TOKEN".into(),
+        ],
+        timeout: None,
+    });
+    let target = spec.resolve("tok").unwrap();
+    assert!(!format!("{target:?}").contains(token), "{target:?}");
+    let probe = target.into_probe().unwrap();
+    let e = gantry_probes::attempt(probe.as_ref()).await.unwrap_err();
+    assert_eq!(e.to_string(), "exit status: 1: rejected ***");
+    assert!(!probe.describe().contains(token));
+    // Arguments written in the file are not secrets: the reason may quote them.
+    let e = gantry_probes::attempt(
+        exec_probe("sh", &["-c", "echo \"bad token $0\" >&2; exit 1", token]).as_ref(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), format!("exit status: 1: bad token {token}"));
+}
+
+fn exec_probe(command: &str, args: &[&str]) -> gantry_probes::BoxProbe {
+    build_probe(
+        "cmd",
+        &ProbeSpec::Exec(ExecSpec {
+            command: command.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            timeout: None,
+        }),
+    )
+    .unwrap()
+}
