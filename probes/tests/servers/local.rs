@@ -218,7 +218,7 @@ fn body_contains_probe(port: u16, needle: &str) -> gantry_probes::BoxProbe {
             ..Default::default()
         }),
     )
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test]
@@ -361,5 +361,5 @@ fn exec_probe(command: &str, args: &[&str]) -> gantry_probes::BoxProbe {
             timeout: None,
         }),
     )
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
