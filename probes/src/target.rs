@@ -69,7 +69,7 @@ pub enum Backend {
     Exec(ExecTarget),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HttpTarget {
     /// The full URL as given; may contain credentials, so it is only shown through [`redact_url`].
     pub url: String,
@@ -125,12 +125,34 @@ pub struct AmqpTarget {
     pub vhost: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct MongodbTarget {
     /// The connection string as the driver takes it; may hold a password.
     pub url: String,
     /// The password inside `url`, kept apart so error texts can be scrubbed of it.
     pub password: Option<Secret>,
+}
+
+// The URLs may hold a password: `Debug` shows them as `redact_url` does.
+impl fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("url", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &self.headers)
+            .field("status", &self.status)
+            .field("body_contains", &self.body_contains)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MongodbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongodbTarget")
+            .field("url", &redact_url(&self.url))
+            .field("password", &self.password)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
