@@ -58,11 +58,24 @@ pub enum LogFormat {
 
 /// Sets up `tracing` on stderr. The level comes from `GANTRY_LOG` (`error`, `warn`, `info`, `debug`,
 /// `trace`), else `default_level`.
+///
+/// Only gantry's own events are logged (targets `gantry` and `gantry_probes`), at any level. The
+/// probe drivers (lapin and amq-protocol, mysql_async, tokio-postgres, mongodb, lettre, reqwest,
+/// hyper, rustls, ...) trace their protocol exchanges, credentials included, and log every failed
+/// connection of their own; what gantry needs from them reaches the log as the probe's reason, one
+/// line per probe and state change, already scrubbed of secrets.
 pub fn init_logging(format: LogFormat, default_level: tracing::Level) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let level = std::env::var("GANTRY_LOG")
         .ok()
         .and_then(|v| v.trim().parse::<tracing::Level>().ok())
         .unwrap_or(default_level);
+    // Everything else is off: an allow-list, so a driver added later cannot leak either.
+    let ours = tracing_subscriber::filter::Targets::new()
+        .with_target("gantry", level)
+        .with_target("gantry_probes", level);
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
@@ -70,7 +83,9 @@ pub fn init_logging(format: LogFormat, default_level: tracing::Level) {
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(nix::unistd::isatty(2).unwrap_or(false))
+            .finish()
+            .with(ours)
             .try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.json().finish().with(ours).try_init(),
     };
 }

@@ -265,3 +265,171 @@ fn an_exec_probe_reads_nothing_from_gantrys_stdin() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("job ran"), "{}", out.stderr);
 }
+
+/// Regression: an `exec` probe's argument read from the environment (`"ENV:TOKEN"`) came back in its
+/// reason — in the "still waiting" line, the per-attempt debug line and the deadline's error — when
+/// the command printed what it was given.
+#[test]
+fn an_exec_probes_env_argument_never_appears_in_gantrys_output() {
+    let token = "Gantry-Exec-Token-4711";
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"tok\" {\n wait = true\n exec {\n  command = \"sh\"\n  args = [\"-c\", \"echo rejected token $0 >&2; exit 1\", \"ENV:GANTRY_TEST_EXEC_TOKEN\"]\n }\n}\n",
+    );
+    // Past the first 5 s progress report, so the "still waiting" line is in the output.
+    let mut cmd = gantry(&["up", "-c", dir.str(), "--wait-timeout", "6s"]);
+    cmd.env("GANTRY_LOG", "debug")
+        .env("GANTRY_TEST_EXEC_TOKEN", token);
+    let out = run(cmd);
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    // The command really printed the token: its reason is there, with the token hidden.
+    assert!(
+        out.stderr
+            .contains("still waiting for tok (exec sh): exit code 1: rejected token ***"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(token) && !out.stdout.contains(token),
+        "the token leaked:\n{}",
+        out.stderr
+    );
+}
+
+/// The resident set of a process, from `/proc/PID/status`; `None` once it has exited.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// An HTTP server on loopback whose every answer is `200 OK` with a chunked body that never ends
+/// (64 KiB chunks of `x`, for as long as the client reads).
+fn endless_body_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                chunk.extend_from_slice(&[b'x'; 64 * 1024]);
+                chunk.extend_from_slice(b"\r\n");
+                if conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .is_err()
+                {
+                    return;
+                }
+                // Ends when gantry hangs up.
+                while conn.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    port
+}
+
+/// Regression: `bodyContains` read the whole body into memory, and a body that never ends grew
+/// gantry by gigabytes in one attempt. Now each attempt reads at most the first 1 MiB.
+#[test]
+fn body_contains_on_an_endless_body_keeps_gantrys_memory_bounded() {
+    // Generous: gantry itself needs a few MiB, one attempt's 1 MiB of body plus buffers on top.
+    const BOUND_KIB: u64 = 64 * 1024;
+    let port = endless_body_server();
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        &format!(
+            "probe \"stream\" {{\n wait = true\n http {{\n  url = \"http://127.0.0.1:{port}/\"\n  bodyContains = \"status: up\"\n }}\n}}\n"
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str(), "--wait-timeout", "4s"]));
+    let pid = child.id();
+    // Sample while it polls; stop it at once if it passes the bound, before it takes the machine.
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Some(kib) = rss_kib(pid) {
+            peak = peak.max(kib);
+            if kib > BOUND_KIB {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak
+    });
+    let out = finish(child);
+    let peak = sampler.join().expect("sampler");
+    assert!(
+        peak <= BOUND_KIB,
+        "gantry grew to {peak} KiB reading an endless body:\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "stream (http GET http://127.0.0.1:{port}/): HTTP 200 OK, but the first 1 MiB of the body do not contain \"status: up\""
+                .replace("{port}", &port.to_string())
+                .as_str()
+        ),
+        "{}",
+        out.stderr
+    );
+    eprintln!("peak RSS while polling an endless body: {peak} KiB");
+}
+
+/// Regression: lapin's own events (its SASL frame with the password as a byte list, three ERROR lines
+/// per refused login) reached `gantry up`'s log at trace level, in either log format.
+#[test]
+fn an_amqp_probe_at_trace_level_logs_only_gantrys_lines_and_no_password() {
+    let secret = "Gantry-Amqp-Secret-93";
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"mq\" {\n wait = true\n amqp {\n  host = { hostname = \"127.0.0.1\" }\n  credentials = { user = \"guest\", password = \"ENV:GANTRY_TEST_AMQP_PW\" }\n }\n}\n",
+    );
+    for format in ["text", "json"] {
+        let mut cmd = gantry(&[
+            "up",
+            "-c",
+            dir.str(),
+            "--wait-timeout",
+            "3s",
+            "--log-format",
+            format,
+        ]);
+        cmd.env("GANTRY_LOG", "trace")
+            .env("GANTRY_TEST_AMQP_PW", secret);
+        let out = run(cmd);
+        assert_eq!(out.code, Some(75), "{}", out.stderr);
+        // guest/guest is the valid login: the broker refused this one.
+        assert!(out.stderr.contains("ACCESS_REFUSED"), "{}", out.stderr);
+        let bytes: Vec<String> = secret.bytes().map(|b| b.to_string()).collect();
+        for form in [secret.to_string(), bytes.join(", ")] {
+            assert!(
+                !out.stderr.contains(&form),
+                "{format}: {form:?} leaked:\n{}",
+                out.stderr
+            );
+        }
+        // gantry's own: the phase, "waiting for", one "not ready", the deadline, nothing started.
+        let lines = out.stderr.lines().count();
+        assert!(
+            lines <= 10,
+            "{format}: {lines} lines at trace level:\n{}",
+            out.stderr
+        );
+    }
+}

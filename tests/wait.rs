@@ -197,3 +197,40 @@ fn sigint_during_the_wait_exits_130() {
     let out = interrupted_by(nix::sys::signal::Signal::SIGINT);
     assert_eq!(out.status.code(), Some(130));
 }
+
+/// A password as written, and as the byte list a driver's `Debug` of its SASL PLAIN frame prints it
+/// (`response: LongString([0, 103, 117, 101, ...])`).
+fn password_forms(pw: &str) -> [String; 2] {
+    let bytes: Vec<String> = pw.bytes().map(|b| b.to_string()).collect();
+    [pw.to_string(), bytes.join(", ")]
+}
+
+/// Regression: at trace level the drivers' own events reached gantry's log — lapin's SASL frame with
+/// the password in it, and three ERROR lines of its own per refused login (over a thousand lines in
+/// 3 s) — instead of gantry's one line per probe and state change.
+#[test]
+fn at_trace_level_the_drivers_log_no_password_and_no_flood() {
+    let secret = "Gantry-Trace-Secret-58";
+    let mut cmd = gantry();
+    cmd.env("GANTRY_LOG", "trace").args([
+        "--timeout",
+        "3s",
+        // guest/guest is the valid login on this RabbitMQ, and root has no password here.
+        &format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"),
+        &format!("mysql://root:{secret}@127.0.0.1:3306/test"),
+    ]);
+    // Reads stderr while gantry runs: a flood must fail the assertions below, not block gantry.
+    let out = support::run(cmd);
+    let err = out.stderr;
+    assert_eq!(out.code, Some(75), "{err}");
+    // Both servers really refused the login, so the drivers had something to say.
+    assert!(err.contains("ACCESS_REFUSED"), "{err}");
+    assert!(err.contains("Access denied for user 'root'"), "{err}");
+    for form in password_forms(secret) {
+        assert!(!err.contains(&form), "{form:?} leaked:\n{err}");
+    }
+    // gantry's own: "waiting for", one "not ready" per probe (its reason does not change), the
+    // deadline; a progress line only every 5 s.
+    let lines = err.lines().count();
+    assert!(lines <= 10, "{lines} lines at trace level:\n{err}");
+}

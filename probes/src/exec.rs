@@ -1,6 +1,10 @@
 //! `exec { command, args }`: ready when the command exits 0. Its last line of stderr (or stdout) is
 //! the reason when it does not. The command is killed if the attempt times out.
 //!
+//! Arguments may carry credentials: the description names only the program, and every argument read
+//! from the environment (`"ENV:TOKEN"`) is replaced by `***` in the reason, since a failing command
+//! often prints what it was given (`sh: 1: <token>: not found`, `invalid token <token>`).
+//!
 //! Starting the command is a [`Launcher`]'s job. The default, [`TokioLauncher`], uses
 //! `tokio::process`; a program that owns reaping for the whole process (gantry's `up`, where one
 //! `waitpid(-1)` loop collects every child) supplies its own so the exit status is not lost to a
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::target::ExecTarget;
-use crate::{Probe, ProbeError, ProbeFuture};
+use crate::{Probe, ProbeError, ProbeFuture, Secret};
 
 /// How a finished command ended.
 #[derive(Debug, Clone)]
@@ -81,8 +85,11 @@ impl ExecProbe {
     }
 }
 
-fn last_line(bytes: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(bytes)
+/// The last non-empty line of a command's output, at most 300 characters. Secrets are replaced in
+/// the whole output first, so that neither a secret spanning lines nor the cut to length can leave
+/// part of one.
+fn last_line(bytes: &[u8], secrets: &[&Secret]) -> Option<String> {
+    Secret::scrub_all(&String::from_utf8_lossy(bytes), secrets)
         .lines()
         .rev()
         .map(str::trim)
@@ -102,17 +109,21 @@ impl Probe for ExecProbe {
 
     fn check(&self) -> ProbeFuture<'_> {
         Box::pin(async move {
+            let secrets: Vec<&Secret> = self.target.secrets.iter().collect();
             let out = self
                 .launcher
                 .run(&self.target.program, &self.target.args)
                 .await
                 .map_err(|e| {
-                    ProbeError::NotReady(format!("cannot run {}: {e}", self.target.program))
+                    ProbeError::NotReady(Secret::scrub_all(
+                        &format!("cannot run {}: {e}", self.target.program),
+                        &secrets,
+                    ))
                 })?;
             if out.success {
                 return Ok(());
             }
-            let why = last_line(&out.stderr).or_else(|| last_line(&out.stdout));
+            let why = last_line(&out.stderr, &secrets).or_else(|| last_line(&out.stdout, &secrets));
             Err(ProbeError::NotReady(match why {
                 Some(line) => format!("{}: {line}", out.status),
                 None => out.status,

@@ -516,12 +516,20 @@ impl ProbeSpec {
                 if program.trim().is_empty() {
                     return Err(r.field_err("command", "empty"));
                 }
-                let args = s
-                    .args
-                    .iter()
-                    .map(|a| r.value("args", a))
-                    .collect::<Result<_, _>>()?;
-                let mut target = Target::new(Backend::Exec(ExecTarget { program, args }));
+                let mut args = Vec::with_capacity(s.args.len());
+                let mut secrets = Vec::new();
+                for raw in &s.args {
+                    let arg = r.value("args", raw)?;
+                    if raw.starts_with("ENV:") {
+                        secrets.push(Secret::new(arg.clone()));
+                    }
+                    args.push(arg);
+                }
+                let mut target = Target::new(Backend::Exec(ExecTarget {
+                    program,
+                    args,
+                    secrets,
+                }));
                 target.timeout = r.timeout(&s.timeout, target.timeout)?;
                 Ok(target)
             }

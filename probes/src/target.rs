@@ -69,7 +69,7 @@ pub enum Backend {
     Exec(ExecTarget),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HttpTarget {
     /// The full URL as given; may contain credentials, so it is only shown through [`redact_url`].
     pub url: String,
@@ -125,12 +125,34 @@ pub struct AmqpTarget {
     pub vhost: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct MongodbTarget {
     /// The connection string as the driver takes it; may hold a password.
     pub url: String,
     /// The password inside `url`, kept apart so error texts can be scrubbed of it.
     pub password: Option<Secret>,
+}
+
+// The URLs may hold a password: `Debug` shows them as `redact_url` does.
+impl fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("url", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &self.headers)
+            .field("status", &self.status)
+            .field("body_contains", &self.body_contains)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MongodbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongodbTarget")
+            .field("url", &redact_url(&self.url))
+            .field("password", &self.password)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +171,30 @@ pub struct SmtpTarget {
     pub tls: SmtpTls,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ExecTarget {
     pub program: String,
+    /// As the command gets them, `ENV:` values already read.
     pub args: Vec<String>,
+    /// The arguments that were read from the environment (`"ENV:TOKEN"`): they may be tokens or
+    /// passwords, so they are scrubbed from everything the probe reports (the command's own output
+    /// included) and `Debug` shows them as `***`.
+    pub secrets: Vec<Secret>,
+}
+
+impl fmt::Debug for ExecTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secrets: Vec<&Secret> = self.secrets.iter().collect();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| Secret::scrub_all(a, &secrets))
+            .collect();
+        f.debug_struct("ExecTarget")
+            .field("program", &self.program)
+            .field("args", &args)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Target {

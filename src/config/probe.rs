@@ -343,4 +343,279 @@ mod tests {
         let probe = p[0].build().expect("builds");
         assert!(!probe.describe().contains("Hcl-Secret-9"));
     }
+
+    // ---- property tests ------------------------------------------------------------------------
+    //
+    // Probe blocks assembled from fragments (real attribute names and misspelt ones, every value
+    // kind, `ENV:` references, nested blocks) and arbitrary text: reading them gives probe blocks or
+    // errors with a place, never a panic, and every block read builds a probe or an error. At most
+    // proptest's default 256 cases per property; `PROPTEST_CASES=20000 cargo test --lib
+    // config::probe::` runs longer.
+
+    use proptest::prelude::*;
+
+    /// An HCL string literal holding `s`, whatever it contains.
+    fn quoted(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '$' => out.push_str("$$"),
+                '%' => out.push_str("%%"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32 & 0xffff)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => any::<String>(),
+            2 => "[0-9]{1,6}",
+            1 => prop::sample::select(vec![
+                "tcp://127.0.0.1:1",
+                "http://h/status",
+                "mysql://u:pw@db/app",
+                "redis://:pw@cache/1",
+                "amqp://u:p@mq/%2f",
+                "mongodb://a:1,b:2/db",
+                "smtp://mx?starttls=true",
+                "file:///tmp",
+                "ENV:GANTRY_PROP_TEST_UNSET",
+                "ENV:PATH",
+                "200-299",
+                "5s",
+            ])
+            .prop_map(String::from),
+        ]
+    }
+
+    /// A value of any HCL kind, objects and lists nested once.
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            4 => text().prop_map(|t| quoted(&t)),
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+            1 => any::<bool>().prop_map(|b| b.to_string()),
+            1 => Just("null".to_string()),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(", "))),
+                prop::collection::vec((name(), inner), 0..3).prop_map(|kv| {
+                    let body: Vec<String> =
+                        kv.into_iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!("{{ {} }}", body.join(", "))
+                }),
+            ]
+        })
+    }
+
+    /// Attribute and block names: the real ones, misspelt ones, others.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                "url", "host", "hostname", "port", "credentials", "user", "password", "database",
+                "timeout", "tls", "starttls", "virtualhost", "scheme", "path", "method", "headers",
+                "status", "bodyContains", "command", "args", "wait", "filesystem", "hots", "pasword",
+            ])
+            .prop_map(String::from),
+            1 => "[a-zA-Z_][a-zA-Z0-9_]{0,8}",
+        ]
+    }
+
+    /// `name = value` or `name { ... }` lines of anything.
+    fn noise(depth: u32) -> BoxedStrategy<String> {
+        let attr = (name(), value()).prop_map(|(k, v)| format!("{k} = {v}"));
+        if depth == 0 {
+            return prop::collection::vec(attr, 0..4)
+                .prop_map(|l| l.join("\n"))
+                .boxed();
+        }
+        let block = (
+            prop_oneof![
+                3 => prop::sample::select(BACKENDS.to_vec()).prop_map(String::from),
+                1 => name(),
+            ],
+            noise(depth - 1),
+        )
+            .prop_map(|(k, b)| format!("{k} {{\n{b}\n}}"));
+        prop::collection::vec(prop_oneof![2 => attr, 1 => block], 0..4)
+            .prop_map(|l| l.join("\n"))
+            .boxed()
+    }
+
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Str,
+        Bool,
+        Host,
+        Credentials,
+        Headers,
+        List,
+    }
+
+    /// Mostly a value of the kind the attribute takes, sometimes anything.
+    fn typed(kind: Kind) -> BoxedStrategy<String> {
+        let s = || text().prop_map(|t| quoted(&t));
+        let num_or_str = || prop_oneof![s(), (0..70_000u32).prop_map(|n| n.to_string())];
+        let typed = match kind {
+            Kind::Str => s().boxed(),
+            Kind::Bool => any::<bool>().prop_map(|b| b.to_string()).boxed(),
+            Kind::Host => (prop::option::of(s()), prop::option::of(num_or_str()))
+                .prop_map(|(h, p)| {
+                    let mut parts = Vec::new();
+                    parts.extend(h.map(|h| format!("hostname = {h}")));
+                    parts.extend(p.map(|p| format!("port = {p}")));
+                    format!("{{ {} }}", parts.join(", "))
+                })
+                .boxed(),
+            Kind::Credentials => (prop::option::of(s()), prop::option::of(s()))
+                .prop_map(|(u, p)| {
+                    let mut parts = Vec::new();
+                    parts.extend(u.map(|u| format!("user = {u}")));
+                    parts.extend(p.map(|p| format!("password = {p}")));
+                    format!("{{ {} }}", parts.join(", "))
+                })
+                .boxed(),
+            Kind::Headers => prop::collection::vec(("[A-Za-z-]{1,12}", s()), 0..3)
+                .prop_map(|kv| {
+                    let body: Vec<String> =
+                        kv.into_iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!("{{ {} }}", body.join(", "))
+                })
+                .boxed(),
+            Kind::List => prop::collection::vec(s(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(", ")))
+                .boxed(),
+        };
+        prop_oneof![9 => typed, 1 => value()].boxed()
+    }
+
+    /// The attributes each backend block takes, with their kinds.
+    fn schema(backend: &str) -> Vec<(&'static str, Kind)> {
+        use Kind::*;
+        let mut attrs = vec![("url", Str), ("timeout", Str)];
+        attrs.extend(match backend {
+            "mysql" | "postgres" => vec![
+                ("host", Host),
+                ("credentials", Credentials),
+                ("database", Str),
+            ],
+            "redis" => vec![
+                ("host", Host),
+                ("user", Str),
+                ("password", Str),
+                ("database", Str),
+                ("tls", Bool),
+            ],
+            "amqp" => vec![
+                ("host", Host),
+                ("credentials", Credentials),
+                ("virtualhost", Str),
+                ("tls", Bool),
+            ],
+            "mongodb" => vec![
+                ("host", Host),
+                ("credentials", Credentials),
+                ("database", Str),
+            ],
+            "http" => vec![
+                ("scheme", Str),
+                ("host", Host),
+                ("path", Str),
+                ("method", Str),
+                ("headers", Headers),
+                ("status", Str),
+                ("bodyContains", Str),
+            ],
+            "smtp" => vec![("host", Host), ("starttls", Bool), ("tls", Bool)],
+            "tcp" => vec![("host", Host)],
+            _ => vec![("command", Str), ("args", List)],
+        });
+        attrs
+    }
+
+    /// A backend block with some of its own attributes, each mostly of the right kind.
+    fn backend_block() -> impl Strategy<Value = String> {
+        prop::sample::select(BACKENDS.to_vec()).prop_flat_map(|backend| {
+            let attrs: Vec<BoxedStrategy<Option<String>>> = schema(backend)
+                .into_iter()
+                .map(|(attr, kind)| {
+                    prop::option::weighted(0.5, typed(kind))
+                        .prop_map(move |v| v.map(|v| format!("{attr} = {v}")))
+                        .boxed()
+                })
+                .collect();
+            attrs.prop_map(move |lines| {
+                let lines: Vec<String> = lines.into_iter().flatten().collect();
+                format!("{backend} {{\n{}\n}}", lines.join("\n"))
+            })
+        })
+    }
+
+    fn probe_block() -> impl Strategy<Value = String> {
+        // A missing or second label is the arbitrary-text property's (and a unit test's) business.
+        let labels = prop_oneof![
+            4 => "[a-z][a-z0-9-]{0,8}".prop_map(|l| quoted(&l)),
+            1 => text().prop_map(|l| quoted(&l)),
+        ];
+        let what = prop_oneof![
+            8 => backend_block().boxed(),
+            1 => typed(Kind::Str).prop_map(|u| format!("url = {u}")).boxed(),
+            1 => typed(Kind::Str).prop_map(|p| format!("filesystem = {p}")).boxed(),
+            1 => noise(2),
+        ];
+        let wait = prop::option::of(typed(Kind::Bool));
+        // Now and then a second thing to check, which is a mistake.
+        let extra = prop::option::weighted(0.1, backend_block());
+        (labels, wait, what, extra).prop_map(|(l, w, what, extra)| {
+            let wait = w.map(|w| format!("wait = {w}\n")).unwrap_or_default();
+            let extra = extra.unwrap_or_default();
+            format!("probe {l} {{\n{wait}{what}\n{extra}\n}}\n")
+        })
+    }
+
+    /// Reads `text` as a file of probe blocks: the blocks, or every error, each with its place.
+    fn read_blocks(text: &str) -> Result<(), TestCaseError> {
+        match probes(text) {
+            Ok(blocks) => {
+                for b in &blocks {
+                    match b.build() {
+                        Ok(probe) => prop_assert!(!probe.describe().is_empty()),
+                        Err(e) => prop_assert!(!e.to_string().is_empty()),
+                    }
+                }
+            }
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                for e in &errors.0 {
+                    prop_assert!(e.pos.is_some(), "no place: {e}");
+                    prop_assert!(e.to_string().starts_with("probes.hcl:"), "{e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn probe_blocks_give_probes_or_errors_with_their_place(
+            blocks in prop::collection::vec(probe_block(), 1..3),
+        ) {
+            read_blocks(&blocks.concat())?;
+        }
+
+        #[test]
+        fn arbitrary_text_gives_probes_or_errors_with_their_place(text in any::<String>()) {
+            read_blocks(&text)?;
+            read_blocks(&format!("probe \"p\" {{\n{text}\n}}\n"))?;
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! tcp, http, filesystem and exec: servers and commands the test makes itself.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_probes::spec::{ExecSpec, HttpSpec};
@@ -155,6 +157,94 @@ async fn http_status_range_body_and_headers() {
     assert_contains(&e.to_string(), "HTTP 401");
 }
 
+/// A server whose every answer is `200 OK` with a chunked body that never ends: `prefix`, then 64 KiB
+/// chunks of `x`. Returns the port and the number of body bytes the server managed to send.
+///
+/// After [`ENDLESS_STALL_AFTER`] bytes on one connection it stops sending but keeps the body open, so
+/// a client that reads everything hangs until its timeout instead of exhausting the test machine's
+/// memory. (gantry's black-box test in `tests/probe_phase.rs` uses a server that never stalls.)
+async fn endless_body_server(prefix: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = l.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{prefix}\r\n",
+                    prefix.len()
+                );
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                chunk.extend_from_slice(&[b'x'; 64 * 1024]);
+                chunk.extend_from_slice(b"\r\n");
+                let mut total = 0;
+                while total < ENDLESS_STALL_AFTER {
+                    if conn.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    total += 64 * 1024;
+                    counter.fetch_add(64 * 1024, Ordering::SeqCst);
+                }
+                // Stall: the body stays open, nothing more comes.
+                let _ = conn.read(&mut buf).await;
+            });
+        }
+    });
+    (port, sent)
+}
+
+const ENDLESS_STALL_AFTER: usize = 128 << 20;
+
+fn body_contains_probe(port: u16, needle: &str) -> gantry_probes::BoxProbe {
+    build_probe(
+        "stream",
+        &ProbeSpec::Http(HttpSpec {
+            url: Some(format!("http://127.0.0.1:{port}/").into()),
+            body_contains: Some(needle.into()),
+            // A hang guard far beyond what reading 1 MiB from loopback takes.
+            timeout: Some("20s".into()),
+            ..Default::default()
+        }),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn body_contains_stops_reading_an_endless_body_at_the_limit() {
+    let (port, sent) = endless_body_server("starting...").await;
+    let e = gantry_probes::attempt(body_contains_probe(port, "status: up").as_ref())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "HTTP 200 OK, but the first 1 MiB of the body do not contain \"status: up\" \
+         (bodyContains reads no further)"
+    );
+    // The client hung up: beyond the limit the server could only fill the socket buffers.
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(sent < 32 << 20, "the server sent {sent} bytes");
+}
+
+#[tokio::test]
+async fn body_contains_found_early_in_an_endless_body_is_ready() {
+    let (port, _) = endless_body_server("<html>status: up</html>").await;
+    gantry_probes::attempt(body_contains_probe(port, "status: up").as_ref())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn http_silent_server_times_out_per_attempt() {
     let port = silent_server();
@@ -231,4 +321,45 @@ async fn exec_exit_code_reason_and_timeout() {
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "timed out after 300ms");
+}
+
+#[tokio::test]
+async fn exec_arguments_from_the_environment_are_hidden_in_reasons_and_debug() {
+    let token = "exec-env-Token-2207";
+    std::env::set_var("GANTRY_PROBE_TEST_EXEC_TOKEN", token);
+    let spec = ProbeSpec::Exec(ExecSpec {
+        command: "sh".into(),
+        // The command echoes the token it was given, on stderr and stdout, split over lines.
+        args: vec![
+            "-c".into(),
+            "echo \"bad token $0\"; echo \"rejected $0\" >&2; exit 1".into(),
+            "ENV:GANTRY_PROBE_TEST_EXEC_TOKEN".into(),
+        ],
+        timeout: None,
+    });
+    let target = spec.resolve("tok").unwrap();
+    assert!(!format!("{target:?}").contains(token), "{target:?}");
+    let probe = target.into_probe().unwrap();
+    let e = gantry_probes::attempt(probe.as_ref()).await.unwrap_err();
+    assert_eq!(e.to_string(), "exit status: 1: rejected ***");
+    assert!(!probe.describe().contains(token));
+    // Arguments written in the file are not secrets: the reason may quote them.
+    let e = gantry_probes::attempt(
+        exec_probe("sh", &["-c", "echo \"bad token $0\" >&2; exit 1", token]).as_ref(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), format!("exit status: 1: bad token {token}"));
+}
+
+fn exec_probe(command: &str, args: &[&str]) -> gantry_probes::BoxProbe {
+    build_probe(
+        "cmd",
+        &ProbeSpec::Exec(ExecSpec {
+            command: command.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            timeout: None,
+        }),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
