@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::parse_duration;
+use crate::config::{parse_duration, parse_interval};
 use crate::signals;
 use crate::watch::{WatchOptions, Watcher};
 
@@ -64,8 +64,9 @@ pub struct SidecarArgs {
     /// How long the files must stay quiet before a change is acted on.
     #[arg(long, env = "RELOAD_DEBOUNCE", default_value = "150ms", value_parser = parse_duration, value_name = "DURATION")]
     pub debounce: Duration,
-    /// Poll at this interval instead of using inotify (for mounts inotify cannot see).
-    #[arg(long, env = "RELOAD_POLL", value_parser = parse_duration, value_name = "DURATION")]
+    /// Poll at this interval instead of using inotify (for mounts inotify cannot see); must be longer
+    /// than 0.
+    #[arg(long, env = "RELOAD_POLL", value_parser = parse_interval, value_name = "DURATION")]
     pub poll: Option<Duration>,
 }
 

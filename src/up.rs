@@ -21,7 +21,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub keep_running: bool,
     /// Give up waiting for `wait = true` probes after this long and exit 75 (default: no limit).
-    #[arg(long, value_name = "DURATION", value_parser = gantry_probes::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     pub wait_timeout: Option<std::time::Duration>,
 }
 

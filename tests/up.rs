@@ -448,3 +448,106 @@ job "talker" {{
         out.stderr
     );
 }
+
+#[test]
+fn duration_flags_too_long_for_a_clock_are_usage_errors_naming_the_flag() {
+    // Each duration flag of each mode, with a value no clock can be advanced by: a usage error that
+    // names the flag, never a panic.
+    let huge = "99999999999999999999s";
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n command = \"true\"\n}\n");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("--stop-timeout", vec!["--stop-timeout", huge, "--", "true"]),
+        (
+            "--stage-timeout",
+            vec!["--stage-timeout", huge, "--", "true"],
+        ),
+        ("--wait-timeout", vec!["--wait-timeout", huge, "--", "true"]),
+        ("--interval", vec!["--interval", huge, "--", "true"]),
+        ("--splay", vec!["--splay", huge, "--", "true"]),
+        (
+            "--wait-timeout",
+            vec!["up", "-c", dir.str(), "--wait-timeout", huge],
+        ),
+        (
+            "--timeout",
+            vec!["wait", "--timeout", huge, "tcp://127.0.0.1:1"],
+        ),
+        (
+            "--attempt-timeout",
+            vec!["wait", "--attempt-timeout", huge, "tcp://127.0.0.1:1"],
+        ),
+        (
+            "--debounce",
+            vec![
+                "sidecar",
+                "--config-dir",
+                dir.str(),
+                "--process-name",
+                "x",
+                "--debounce",
+                huge,
+            ],
+        ),
+        (
+            "--poll",
+            vec![
+                "sidecar",
+                "--config-dir",
+                dir.str(),
+                "--process-name",
+                "x",
+                "--poll",
+                huge,
+            ],
+        ),
+    ];
+    for (flag, args) in cases {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains("too long"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn zero_polling_intervals_are_rejected_not_spun() {
+    let dir = Dir::new();
+    for args in [
+        vec![
+            "--watch",
+            "/etc/hostname:HUP",
+            "--interval",
+            "0s",
+            "--",
+            "true",
+        ],
+        vec![
+            "sidecar",
+            "--config-dir",
+            dir.str(),
+            "--process-name",
+            "x",
+            "--poll",
+            "0s",
+        ],
+    ] {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("longer than 0"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // The environment variable goes through the same parser.
+    let mut cmd = gantry(&["sidecar", "--config-dir", dir.str(), "--process-name", "x"]);
+    cmd.env("RELOAD_POLL", "0");
+    let out = run(cmd);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("longer than 0"), "{}", out.stderr);
+}

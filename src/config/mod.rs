@@ -6,6 +6,7 @@
 //! files, such as duplicate names. It reports every mistake at once ([`Errors`]). It does not run
 //! anything.
 
+pub mod duration;
 pub mod error;
 pub mod model;
 pub mod node;
@@ -14,9 +15,10 @@ pub mod probe;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+pub use duration::{parse_duration, parse_interval, MAX_DURATION};
 pub use error::{ConfigError, Errors};
 pub use model::{Attempts, BootJob, CommandSpec, JobSpec, OutputSpec, Pending, Plan, StopSpec};
-pub use node::{parse_duration, Block, Pos, Reader};
+pub use node::{Block, Pos, Reader};
 
 /// Where `gantry up` looks when `-c` is not given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/gantry.d";
@@ -437,6 +439,39 @@ mod tests {
         assert_eq!(kinds, vec!["lazy"]);
         assert_eq!(plan.files.len(), 1);
         assert_eq!(plan.jobs[0].watches.len(), 1);
+    }
+
+    #[test]
+    fn durations_too_long_for_a_clock_are_errors_with_their_place() {
+        let errors = plan_of(
+            "job \"a\" {\n command = \"x\"\n stopTimeout = \"99999999999999999999s\"\n watch \"/x\" {\n  debounce = 1e300\n }\n}\nboot \"b\" {\n command = \"x\"\n timeout = \"2562048h\"\n}\n",
+        )
+        .expect_err("too long");
+        let text = errors.to_string();
+        assert!(
+            text.contains(
+                "test.hcl:3:16: job \"a\": attribute \"stopTimeout\": duration \"99999999999999999999s\" is too long"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:5:14: watch \"/x\": attribute \"debounce\": duration"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:10:12: boot \"b\": attribute \"timeout\": duration \"2562048h\" is too long"),
+            "{text}"
+        );
+        assert_eq!(errors.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn the_total_of_long_stop_stages_stays_addable_to_a_clock() {
+        let stop = StopSpec {
+            stages: vec![(libc::SIGTERM, MAX_DURATION); 3],
+        };
+        assert_eq!(stop.total(), MAX_DURATION);
+        let _ = std::time::Instant::now() + stop.total();
     }
 
     #[test]

@@ -80,9 +80,13 @@ impl StopSpec {
         }
     }
 
-    /// The total time the stages may take before SIGKILL.
+    /// The total time the stages may take before SIGKILL, at most [`super::MAX_DURATION`] (so that it
+    /// can always be added to a clock reading).
     pub fn total(&self) -> Duration {
-        self.stages.iter().map(|(_, t)| *t).sum()
+        self.stages
+            .iter()
+            .fold(Duration::ZERO, |sum, (_, t)| sum.saturating_add(*t))
+            .min(super::MAX_DURATION)
     }
 
     pub fn first_signal(&self) -> i32 {

@@ -16,6 +16,7 @@ use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{BlockLabel, Structure};
 use hcl_edit::Span;
 
+use super::duration::{duration_from_secs, parse_duration};
 use super::error::{ConfigError, Errors};
 
 /// Where something was written: file, 1-based line and column.
@@ -469,7 +470,7 @@ impl<'a> Reader<'a> {
         let v = self.value(key)?;
         let parsed = match &v.value {
             Value::String(s) => parse_duration(s),
-            Value::Number(n) if *n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(*n)),
+            Value::Number(n) => duration_from_secs(*n),
             other => Err(format!("expected a duration, found {}", other.kind())),
         };
         match parsed {
@@ -649,70 +650,9 @@ pub fn suggest(given: &str, known: &[&str]) -> Option<String> {
         .map(|(_, k)| format!("did you mean {k:?}?"))
 }
 
-/// Parses Go-style durations (`"300ms"`, `"1.5h"`, `"1h30m"`, `"0s"`) and bare seconds (`"10"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    let bad = || {
-        format!("invalid duration {text:?} (expected e.g. \"500ms\", \"30s\", \"5m\", \"1h30m\")")
-    };
-    if s.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return if secs >= 0.0 && secs.is_finite() {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(bad())
-        };
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(bad()),
-        };
-        total += n * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {
