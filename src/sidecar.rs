@@ -188,9 +188,26 @@ pub fn find(target: &Target) -> Vec<i32> {
     pids.into_iter().filter(|&p| p != me && p > 0).collect()
 }
 
+/// The largest pidfile read: a pid is a few digits; anything bigger is not a pidfile.
+const MAX_PIDFILE_BYTES: u64 = 4096;
+
 fn read_pidfile(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let pid = text.trim().parse::<i32>().ok().filter(|&p| p > 0)?;
+    // A regular file only, and a small one: a FIFO or /dev/zero given by mistake must not hang or
+    // exhaust the sidecar.
+    let bytes = match crate::config::file::read_regular_file(path, MAX_PIDFILE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(err) if path.exists() => {
+            tracing::warn!(pidfile = %path.display(), %err, "ignoring the pidfile");
+            return None;
+        }
+        Err(_) => return None, // not written yet: the target is not running
+    };
+    let pid = std::str::from_utf8(&bytes)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|&p| p > 0)?;
     // A stale pidfile names a pid that is gone (or reused; nothing can be done about that).
     Path::new("/proc")
         .join(pid.to_string())

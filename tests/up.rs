@@ -551,3 +551,56 @@ fn zero_polling_intervals_are_rejected_not_spun() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("longer than 0"), "{}", out.stderr);
 }
+
+#[test]
+fn fifo_config_file_is_an_error_not_a_hang() {
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n command = \"true\"\n}\n");
+    let fifo = dir.join("b.hcl");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    for mode in ["check", "up"] {
+        // Hang guard: `run` kills gantry and fails the test after support::GUARD.
+        let out = run(gantry(&[mode, "-c", dir.str()]));
+        assert_eq!(out.code, Some(78), "{mode}: {}", out.stderr);
+        let expected = format!("{}:1:1: cannot read: it is a FIFO", fifo.display());
+        assert!(out.stderr.contains(&expected), "{mode}: {}", out.stderr);
+    }
+    // Named directly with -c, too.
+    let out = run(gantry(&["check", "-c", fifo.to_str().expect("utf-8")]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    assert!(out.stderr.contains("FIFO"), "{}", out.stderr);
+}
+
+#[test]
+fn config_symlink_to_dev_zero_is_an_error_not_a_memory_hog() {
+    let dir = Dir::new();
+    let zero = dir.join("x.hcl");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let expected = format!(
+        "{}:1:1: cannot read: it is a character device",
+        zero.display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn config_file_over_four_mib_is_an_error_naming_it() {
+    let dir = Dir::new();
+    let big = dir.join("big.hcl");
+    // Valid HCL (comments), so only the size can be the problem.
+    let line = format!("# {}\n", "x".repeat(1021));
+    std::fs::write(&big, line.repeat(4 * 1024 + 1)).expect("write");
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let expected = format!(
+        "{}:1:1: cannot read: it is larger than 4 MiB",
+        big.display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}

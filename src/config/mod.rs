@@ -1,13 +1,15 @@
 //! Loading a configuration directory into a validated [`Plan`].
 //!
 //! This module owns finding the files (every `*.hcl` under the directory, recursively, in lexical
-//! order, a Kubernetes ConfigMap mount counted once), parsing them ([`node`]), reading the top-level
+//! order, a Kubernetes ConfigMap mount counted once), reading them safely ([`file`]: regular files
+//! only, 4 MiB at most), parsing them ([`node`]), durations ([`duration`]), reading the top-level
 //! blocks ([`model`] for `job` and `boot`; other phases read their own blocks) and the checks that span
 //! files, such as duplicate names. It reports every mistake at once ([`Errors`]). It does not run
 //! anything.
 
 pub mod duration;
 pub mod error;
+pub mod file;
 pub mod model;
 pub mod node;
 pub mod probe;
@@ -39,7 +41,8 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
             dir.display()
         ))
     })?;
-    if meta.is_file() {
+    if !meta.is_dir() {
+        // A single file; whether it can be read (a regular file, not too large) is `parse_files`'s.
         return Ok(vec![dir.to_path_buf()]);
     }
     let mut files = Vec::new();
@@ -89,11 +92,13 @@ fn walk(
     Ok(())
 }
 
-/// Parses every file and merges the top-level blocks, in file order.
+/// Parses every file and merges the top-level blocks, in file order. Only regular files (symlinks
+/// followed) of at most [`file::MAX_CONFIG_FILE_BYTES`] are read ([`file::read_config_file`]); anything
+/// else is an error naming the file.
 pub fn parse_files(files: &[PathBuf], errors: &mut Errors) -> Vec<Block> {
     let mut blocks = Vec::new();
     for file in files {
-        match std::fs::read_to_string(file) {
+        match file::read_config_file(file) {
             Ok(text) => {
                 let root = node::parse_file(file, &text, errors);
                 for attr in &root.attrs {
@@ -107,7 +112,7 @@ pub fn parse_files(files: &[PathBuf], errors: &mut Errors) -> Vec<Block> {
                 }
                 blocks.extend(root.blocks);
             }
-            Err(e) => errors.push(ConfigError::in_file(file, format!("cannot read: {e}"))),
+            Err(e) => errors.push(ConfigError::in_file(file, e)),
         }
     }
     blocks
