@@ -604,3 +604,30 @@ fn config_file_over_four_mib_is_an_error_naming_it() {
     );
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
 }
+
+#[test]
+fn check_rejects_nul_bytes_and_wrong_types_with_file_line_and_attribute() {
+    let dir = Dir::new();
+    let file = dir.write(
+        "a.hcl",
+        "job \"a\" {\n command = \"sleep\\u00001\"\n}\njob \"b\" {\n command = 5\n args = \"x\"\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let f = file.display();
+    for expected in [
+        format!("{f}:2:12: job \"a\": attribute \"command\": must not contain a NUL byte"),
+        format!(
+            "{f}:5:12: job \"b\": attribute \"command\": expected a string, found a number (5)"
+        ),
+        format!(
+            "{f}:6:9: job \"b\": attribute \"args\": expected a list of strings, found a string"
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+}

@@ -480,6 +480,94 @@ mod tests {
     }
 
     #[test]
+    fn wrong_types_are_errors_with_their_place_and_attribute() {
+        let errors = plan_of(concat!(
+            "job \"a\" {\n",
+            " command = 5\n",
+            " args = \"x\"\n",
+            "}\n",
+            "job \"c\" {\n",
+            " command = \"x\"\n",
+            " args = [\"-p\", 8080]\n",
+            " canFail = \"true\"\n",
+            " maxAttempts = \"5\"\n",
+            " stdout = [\"a\"]\n",
+            " enableTimestamps = 1\n",
+            " oneTime = \"yes\"\n",
+            " workingDirectory = false\n",
+            " env = \"A=1\"\n",
+            " watch \"/x\" {\n",
+            "  target = 5\n",
+            "  restart = \"false\"\n",
+            "  preCommand {\n",
+            "   command = 1\n",
+            "   args = \"x\"\n",
+            "  }\n",
+            " }\n",
+            "}\n",
+            "boot \"d\" {\n",
+            " command = true\n",
+            "}\n",
+        ))
+        .expect_err("invalid");
+        let text = errors.to_string();
+        for expected in [
+            "test.hcl:2:12: job \"a\": attribute \"command\": expected a string, found a number (5) (write \"5\" if you mean the text)",
+            "test.hcl:3:9: job \"a\": attribute \"args\": expected a list of strings, found a string (write [\"x\"] for a list of one)",
+            "test.hcl:7:16: job \"c\": attribute \"args\": expected a list of strings, but an element is a number (8080)",
+            "test.hcl:8:12: job \"c\": attribute \"canFail\": expected true or false, found a string (write true without quotes)",
+            "test.hcl:9:16: job \"c\": attribute \"maxAttempts\": expected a whole number, found \"5\" (write 5 without quotes)",
+            "test.hcl:10:11: job \"c\": attribute \"stdout\": expected a string, found a list",
+            "test.hcl:11:21: job \"c\": attribute \"enableTimestamps\": expected true or false, found a number (1)",
+            "test.hcl:12:12: job \"c\": attribute \"oneTime\": expected true or false, found a string",
+            "test.hcl:13:21: job \"c\": attribute \"workingDirectory\": expected a string, found a bool (false)",
+            "test.hcl:14:8: job \"c\": attribute \"env\": expected a list of strings, found a string",
+            "test.hcl:16:12: watch \"/x\": attribute \"target\": expected a string, found a number (5)",
+            "test.hcl:17:13: watch \"/x\": attribute \"restart\": expected true or false, found a string (write false without quotes)",
+            "test.hcl:19:14: preCommand: attribute \"command\": expected a string, found a number (1)",
+            "test.hcl:20:11: preCommand: attribute \"args\": expected a list of strings, found a string",
+            "test.hcl:25:12: boot \"d\": attribute \"command\": expected a string, found a bool (true)",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        // A command of the wrong type is one mistake, not also a missing command.
+        assert!(!text.contains("is required"), "{text}");
+        assert_eq!(errors.len(), 15, "{text}");
+    }
+
+    #[test]
+    fn nul_bytes_in_commands_arguments_environment_and_paths_are_errors() {
+        let errors = plan_of(concat!(
+            "job \"b\" {\n",
+            " command = \"x\\u0000y\"\n",
+            " args = [\"ok\", \"a\\u0000\"]\n",
+            " env = [\"A=\\u0000\"]\n",
+            " workingDirectory = \"/tmp\\u0000\"\n",
+            " stderr = \"/tmp/e\\u0000\"\n",
+            " watch \"/x\\u0000\" {\n",
+            "  validate {\n",
+            "   command = \"t\\u0000\"\n",
+            "  }\n",
+            " }\n",
+            "}\n",
+        ))
+        .expect_err("NUL bytes");
+        let text = errors.to_string();
+        for expected in [
+            "test.hcl:2:12: job \"b\": attribute \"command\": must not contain a NUL byte",
+            "test.hcl:3:16: job \"b\": attribute \"args\": must not contain a NUL byte",
+            "test.hcl:4:9: job \"b\": attribute \"env\": must not contain a NUL byte",
+            "test.hcl:5:21: job \"b\": attribute \"workingDirectory\": must not contain a NUL byte",
+            "test.hcl:6:11: job \"b\": attribute \"stderr\": must not contain a NUL byte",
+            "test.hcl:7:2: watch path must not contain a NUL byte",
+            "test.hcl:9:14: validate: attribute \"command\": must not contain a NUL byte",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert_eq!(errors.len(), 7, "{text}");
+    }
+
+    #[test]
     fn bad_values() {
         let errors = plan_of(
             "job \"a\" {\n command = \"x\"\n env = [\"NOEQUALS\"]\n stopSignal = \"SIGNOPE\"\n stopTimeout = \"soon\"\n canFail = 3\n}\n",

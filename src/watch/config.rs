@@ -14,6 +14,13 @@ use super::reload::{CommandSpec, SignalTarget, WatchSpec};
 pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec> {
     let mut r = Reader::new(block, errors);
     let path = match block.labels.as_slice() {
+        [p] if p.contains('\0') => {
+            r.errors().push(ConfigError::at(
+                block.pos.clone(),
+                "watch path must not contain a NUL byte (\\0 or \\u0000)",
+            ));
+            None
+        }
         [p] if !p.trim().is_empty() => Some(p.clone()),
         _ => {
             r.errors().push(ConfigError::at(
@@ -33,7 +40,7 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
         Some(v) => {
             let pos = v.pos.clone();
             match r
-                .string("target")
+                .text("target")
                 .as_deref()
                 .map(str::to_ascii_lowercase)
                 .as_deref()
@@ -102,11 +109,18 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
 /// `preCommand { command = "nginx", args = ["-s", "reload"] }`.
 fn command_from_block(block: &Block, errors: &mut Errors) -> Option<CommandSpec> {
     let mut r = Reader::new(block, errors);
-    let command = r.string("command");
-    let args = r.string_list("args").unwrap_or_default();
+    let command = r.text("command");
+    let command_written = r.value("command").is_some();
+    let args = r.string_list("args");
+    let args_ok = args.is_some() || r.value("args").is_none();
     r.finish();
     match command {
-        Some(c) if !c.trim().is_empty() => Some(CommandSpec { command: c, args }),
+        Some(c) if !c.trim().is_empty() => args_ok.then(|| CommandSpec {
+            command: c,
+            args: args.unwrap_or_default(),
+        }),
+        // Written, but not as text: that error is already reported.
+        None if command_written => None,
         _ => {
             errors.push(ConfigError::at(
                 block.pos.clone(),
