@@ -631,3 +631,82 @@ fn check_rejects_nul_bytes_and_wrong_types_with_file_line_and_attribute() {
         );
     }
 }
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), if the process is still there.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    read(Path::new(&format!("/proc/{pid}/status")))
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn a_validate_command_printing_hundreds_of_mb_keeps_gantrys_memory_bounded() {
+    // Measured once when written (debug build, /proc/PID/status): VmHWM 17.5 MiB with the bounded
+    // capture; 305 MiB before it, when the 300 MB of output were kept whole.
+    const BOUND_KIB: u64 = 64 * 1024;
+    let dir = Dir::new();
+    let conf = dir.write("watched/app.conf", "v1\n");
+    let ready = dir.join("ready");
+    let done = dir.join("validate-done");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "app" {{
+  command = "sh"
+  args = ["-c", "echo > {ready}; exec sleep 1000"]
+  watch "{conf}" {{
+    signal = "HUP"
+    debounce = "50ms"
+    validate {{
+      command = "sh"
+      args = ["-c", "head -c 300000000 /dev/zero; head -c 200000 /dev/zero | tr '\\0' e >&2; echo > {done}; exit 1"]
+    }}
+  }}
+}}
+"#,
+            ready = ready.display(),
+            conf = conf.display(),
+            done = done.display()
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    let pid = child.id();
+    wait_until("the job", || ready.exists());
+    let mut max_rss = 0;
+    let mut version = 2;
+    let start = std::time::Instant::now();
+    // The watch may not have taken its baseline yet: change the file again until the validator runs.
+    wait_until("the validate command to finish", || {
+        if start.elapsed() >= std::time::Duration::from_secs(5 * (version - 2)) {
+            std::fs::write(&conf, format!("v{version}\n")).expect("write");
+            version += 1;
+        }
+        max_rss = max_rss.max(status_kib(pid, "VmRSS").unwrap_or(0));
+        done.exists()
+    });
+    for _ in 0..25 {
+        max_rss = max_rss.max(status_kib(pid, "VmRSS").unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let peak = status_kib(pid, "VmHWM").expect("gantry is running");
+    kill(pid, 15);
+    let out = finish(child);
+    assert!(max_rss > 0, "VmRSS was never read");
+    assert!(
+        max_rss < BOUND_KIB && peak < BOUND_KIB,
+        "gantry grew to VmRSS {max_rss} KiB, VmHWM {peak} KiB (bound {BOUND_KIB} KiB)"
+    );
+    // The failure is still reported, with the head of stderr and how much was left out.
+    assert!(out.stderr.contains("validate command"), "{}", out.stderr);
+    assert!(out.stderr.contains("eeee"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "[gantry: {} more bytes not kept]",
+            200_000 - 64 * 1024
+        )),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(500)..]
+    );
+}
