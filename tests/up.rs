@@ -710,3 +710,73 @@ job "app" {{
         &out.stderr[out.stderr.len().saturating_sub(500)..]
     );
 }
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: &str) -> bool {
+    let stat = read(Path::new(&format!("/proc/{}/stat", pid.trim())));
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !rest.trim_start().starts_with('Z'),
+        None => false,
+    }
+}
+
+#[test]
+fn a_hanging_validate_command_is_killed_after_its_timeout_and_the_watch_keeps_working() {
+    let dir = Dir::new();
+    let conf = dir.write("watched/app.conf", "ok v1\n");
+    let log = dir.join("log");
+    let ready = dir.join("ready");
+    let hung = dir.join("hung.pid");
+    let background = dir.join("background.pid");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "app" {{
+  command = "bash"
+  args = ["-c", "trap 'echo hup >> {log}' HUP; echo > {ready}; while true; do sleep 0.05; done"]
+  watch "{conf}" {{
+    signal = "HUP"
+    debounce = "50ms"
+    timeout = "1s"
+    validate {{
+      command = "sh"
+      args = ["-c", "if grep -q hang {conf}; then sleep 300 & echo $! > {background}; echo $$ > {hung}; exec sleep 300; fi"]
+    }}
+  }}
+}}
+"#,
+            log = log.display(),
+            ready = ready.display(),
+            conf = conf.display(),
+            hung = hung.display(),
+            background = background.display(),
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    wait_until("the job", || ready.exists());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&conf, "hang\n").expect("write");
+    wait_until("the validator to hang", || {
+        !read(&hung).is_empty() && !read(&background).is_empty()
+    });
+    // Past its timeout the validator's whole process group is killed, and it is not reloaded.
+    wait_until(
+        "the validator and its background child to be killed",
+        || !alive(&read(&hung)) && !alive(&read(&background)),
+    );
+    assert!(!read(&log).contains("hup"), "{}", read(&log));
+    // The watch still works: the next change is validated and delivered.
+    std::fs::write(&conf, "ok v2\n").expect("write");
+    wait_until("the reload after the hang", || read(&log).contains("hup"));
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(
+        out.stderr
+            .matches("did not finish within 1s and was killed; nothing was sent")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
