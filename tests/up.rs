@@ -780,3 +780,63 @@ job "app" {{
         out.stderr
     );
 }
+
+/// `gantry ARGS` with stdout (or stderr) a pipe whose reader is already gone, so that every write
+/// fails with EPIPE, as under `gantry check | head -1` once head has exited.
+fn with_closed_pipe(args: &[&str], close_stderr: bool) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = gantry(args);
+    cmd.stdin(std::process::Stdio::null());
+    if close_stderr {
+        cmd.stdout(std::process::Stdio::piped()).stderr(writer);
+    } else {
+        cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    }
+    finish(cmd.spawn().expect("spawn"))
+}
+
+#[test]
+fn stdout_closed_by_its_reader_ends_output_quietly_without_a_panic() {
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    let hello = hello.to_str().expect("utf-8");
+    for args in [vec!["check", "-c", hello], vec!["version"], vec!["--help"]] {
+        let out = with_closed_pipe(&args, false);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    }
+    // Configuration errors go to stderr; a closed stderr is no panic either (101 would be).
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n comand = \"x\"\n}\n");
+    let out = with_closed_pipe(&["check", "-c", dir.str()], true);
+    assert_eq!(out.code, Some(78));
+}
+
+#[test]
+fn global_options_work_before_the_subcommand_as_well_as_after_it() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"a\" {\n command = \"true\"\n oneTime = true\n}\n",
+    );
+    for args in [
+        vec!["--log-format", "json", "up", "-c", dir.str()],
+        vec!["up", "--log-format", "json", "-c", dir.str()],
+        vec!["--log-format=json", "up", "-c", dir.str()],
+    ] {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(!lines.is_empty(), "{args:?}: up logs at info");
+        for line in lines {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(parsed.is_ok(), "{args:?}: not JSON: {line}");
+        }
+    }
+    let out = run(gantry(&["--log-format", "json", "check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The flags-only mode's own options still do not mix with a subcommand.
+    let out = run(gantry(&["--stop-timeout", "5s", "up", "-c", dir.str()]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--stop-timeout"), "{}", out.stderr);
+}
