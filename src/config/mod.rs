@@ -102,13 +102,7 @@ pub fn parse_files(files: &[PathBuf], errors: &mut Errors) -> Vec<Block> {
             Ok(text) => {
                 let root = node::parse_file(file, &text, errors);
                 for attr in &root.attrs {
-                    errors.push(ConfigError::at(
-                        attr.pos.clone(),
-                        format!(
-                            "attribute {:?} must be inside a block (job, boot, file or probe)",
-                            attr.key
-                        ),
-                    ));
+                    errors.push(top_level_attr_error(attr));
                 }
                 blocks.extend(root.blocks);
             }
@@ -142,6 +136,33 @@ pub fn load(dir: &Path) -> Result<Plan, Errors> {
     } else {
         Err(errors)
     }
+}
+
+/// Loads the text of one configuration file, as if read from `file` (which names it in errors and
+/// is not opened): [`load`] without the filesystem, for tools and tests. Every error carries a
+/// position in `file`.
+pub fn load_text(file: &Path, text: &str) -> Result<Plan, Errors> {
+    let mut errors = Errors::default();
+    let root = node::parse_file(file, text, &mut errors);
+    for attr in &root.attrs {
+        errors.push(top_level_attr_error(attr));
+    }
+    let plan = build_plan(&root.blocks, &mut errors);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+fn top_level_attr_error(attr: &node::Attr) -> ConfigError {
+    ConfigError::at(
+        attr.pos.clone(),
+        format!(
+            "attribute {:?} must be inside a block (job, boot, file or probe)",
+            attr.key
+        ),
+    )
 }
 
 /// Reads top-level blocks into a plan, collecting errors.
@@ -320,14 +341,7 @@ mod tests {
     use super::*;
 
     fn plan_of(text: &str) -> Result<Plan, Errors> {
-        let mut errors = Errors::default();
-        let root = node::parse_file(Path::new("test.hcl"), text, &mut errors);
-        let plan = build_plan(&root.blocks, &mut errors);
-        if errors.is_empty() {
-            Ok(plan)
-        } else {
-            Err(errors)
-        }
+        load_text(Path::new("test.hcl"), text)
     }
 
     #[test]
