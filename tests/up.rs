@@ -840,3 +840,16 @@ fn global_options_work_before_the_subcommand_as_well_as_after_it() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("--stop-timeout"), "{}", out.stderr);
 }
+
+#[test]
+fn a_probe_timeout_too_long_for_a_clock_is_a_config_error_not_a_panic() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"x\" {\n wait = true\n tcp {\n  host = { hostname = \"127.0.0.1\", port = 1 }\n  timeout = \"10000000000000000000s10000000000000000000s\"\n }\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stderr.contains("timeout"), "{}", out.stderr);
+}
