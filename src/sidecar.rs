@@ -6,7 +6,8 @@
 //! spawn or reap anything, and it never signals gantry itself.
 //!
 //! Finding the target, at every change (never cached, so a target restarted under a new pid is followed):
-//! - `--pidfile PATH`: the pid written in that file, or
+//! - `--pidfile PATH`: the pid written in that file (a regular file of at most 4 KiB; a FIFO or a
+//!   device there is ignored with a warning, never waited on), or
 //! - `--process-name NAME`: every process in `/proc` whose `comm` (the executable's name as the kernel
 //!   keeps it, truncated to 15 bytes) equals NAME (or its first 15 bytes), or whose `argv[0]` basename
 //!   equals NAME (so `exec -a NAME` and interpreters started under a name are found). Kernel threads and
@@ -307,5 +308,14 @@ mod tests {
         assert!(find(&target).is_empty(), "never itself");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_fifo_or_device_pidfile_is_ignored_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(find(&Target::Pidfile(fifo)).is_empty());
+        assert!(find(&Target::Pidfile(PathBuf::from("/dev/zero"))).is_empty());
     }
 }
