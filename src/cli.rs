@@ -1,9 +1,17 @@
 //! The command line: every mode, its flags, and logging set-up.
 //!
-//! Raw flags only: each mode's module turns its arguments into what it runs. `main.rs` parses, calls
-//! [`init_logging`], and dispatches.
+//! Raw flags only: each mode's module turns its arguments into what it runs. `main.rs` parses
+//! ([`parse_from`]), calls [`init_logging`], and dispatches. Also how every mode prints to stdout
+//! ([`print_stdout`]): a reader that went away (`gantry check | head -1`) ends the output quietly.
+//!
+//! Global options (`--log-format`) may be written before or after the subcommand. The flags-only
+//! mode's options may not be combined with a subcommand: [`parse_from`] rejects `gantry
+//! --stop-timeout 5s up` rather than ignore the option.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::flags::InitArgs;
 use crate::renderfiles_cmd::RenderfilesArgs;
@@ -15,7 +23,7 @@ use crate::wait_cmd::WaitArgs;
 #[command(
     name = "gantry",
     version,
-    args_conflicts_with_subcommands = true,
+    override_usage = "gantry [OPTIONS] [-- <CMD>...]\n       gantry [--log-format <LOG_FORMAT>] <COMMAND>",
     after_help = "Flags-only mode (an init like tini):\n  gantry [OPTIONS] -- CMD [ARGS...] [--- CMD [ARGS...]]...\n\nExit codes: the deciding job's code, 128+N if it died of signal N, 126/127 if it could not be\nexecuted / was not found; 2 usage, 65 render failed, 70 internal error, 71 boot job failed,\n75 probe timeout, 78 configuration error."
 )]
 pub struct Cli {
@@ -32,6 +40,69 @@ pub struct Cli {
     /// The command(s) to run in flags-only mode, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+/// Parses the command line, exiting with clap's message and code 2 on a usage error (or 0 after
+/// `--help` / `--version`).
+pub fn parse_from(args: Vec<String>) -> Cli {
+    let mut command = Cli::command();
+    let matches = command
+        .try_get_matches_from_mut(args)
+        .unwrap_or_else(|e| e.exit());
+    if let Some((name, _)) = matches.subcommand() {
+        if let Some(flag) = flags_only_option_given(&command, &matches) {
+            command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "{flag} is an option of the flags-only mode (gantry [OPTIONS] -- CMD) and \
+                         cannot be used with the subcommand '{name}'"
+                    ),
+                )
+                .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// The first option of the flags-only mode given on the command line, as written in help
+/// (`--stop-timeout`). Global options are not among them: they belong to every mode.
+fn flags_only_option_given(command: &clap::Command, matches: &clap::ArgMatches) -> Option<String> {
+    command
+        .get_arguments()
+        .filter(|arg| !arg.is_global_set())
+        .filter(|arg| {
+            let id = arg.get_id().as_str();
+            id != "help" && id != "version"
+        })
+        .find(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|arg| match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => "-- CMD".to_string(),
+        })
+}
+
+/// Writes `text` to stdout and flushes it, and returns `code`. A reader that went away (EPIPE, as in
+/// `gantry check | head -1`) only means the rest was not wanted: nothing is reported and `code`
+/// stands. Any other failure is reported on stderr and gives [`crate::exit::INTERNAL`].
+pub fn print_stdout(text: &str, code: i32) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            print_stderr(&format!("gantry: cannot write to stdout: {e}\n"));
+            crate::exit::INTERNAL
+        }
+    }
+}
+
+/// Writes `text` to stderr; a failure (stderr closed) is ignored, since there is nowhere left to
+/// report it, instead of panicking as `eprint!` would.
+pub fn print_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }
 
 #[derive(Debug, Subcommand)]

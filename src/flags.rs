@@ -30,10 +30,6 @@ fn signal_arg(s: &str) -> Result<i32, String> {
     crate::signals::parse(s).map_err(|e| e.to_string())
 }
 
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
-
 /// Options of the flags-only mode.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InitArgs {
@@ -41,14 +37,14 @@ pub struct InitArgs {
     #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = signal_arg)]
     pub stop_signal: i32,
     /// Grace period after the stop signal before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
     /// Staged termination (muinit's -k): signals sent in turn, e.g. TERM,INT,KILL; overrides
     /// --stop-signal. SIGKILL always ends the list.
     #[arg(long, value_name = "SIG,SIG,...", value_delimiter = ',', value_parser = signal_arg)]
     pub kill_stages: Option<Vec<i32>>,
     /// Time to wait after each stage of --kill-stages (muinit's -t).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub stage_timeout: Duration,
     /// Forward signals to the child's process group or only to the child.
     #[arg(long, value_enum, default_value_t = ForwardTo::Group)]
@@ -61,7 +57,7 @@ pub struct InitArgs {
     #[arg(long = "wait", value_name = "URL")]
     pub wait: Vec<String>,
     /// Give up waiting for --wait dependencies after this long and exit 75 (default: no limit).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_timeout: Option<Duration>,
     /// go-init-sentinel's file watches (`--watch PATH:SIGNAL`, `--interval`, `--splay`).
     #[command(flatten)]

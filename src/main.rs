@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use gantry::cli::{self, Cli, Command};
+use gantry::cli::{self, Command};
 use gantry::{flags, renderfiles_cmd, up, wait_cmd};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let args = flags::preprocess_args(gantry::watch::sentinel::rewrite_single_dash(argv));
-    let cli = Cli::parse_from(args);
+    let cli = cli::parse_from(args);
     let code = match &cli.command {
         Some(Command::Up(args)) => {
             cli::init_logging(cli.log_format, tracing::Level::INFO);
@@ -32,8 +31,7 @@ fn main() -> ExitCode {
             wait_cmd::run(args)
         }
         Some(Command::Version) => {
-            println!("gantry {}", env!("CARGO_PKG_VERSION"));
-            0
+            cli::print_stdout(&format!("gantry {}\n", env!("CARGO_PKG_VERSION")), 0)
         }
         None => {
             // Quiet by default, like tini: an init should not add to the container's log.

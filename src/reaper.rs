@@ -191,18 +191,33 @@ pub fn send_or_warn(pid: i32, signal: i32, group: bool) {
     }
 }
 
+/// How much of each output stream of a helper command [`run_captured`] keeps: the first 64 KiB.
+/// Enough for any error message a validator or probe prints; the rest is read and dropped, so a
+/// command that prints hundreds of megabytes neither blocks on a full pipe nor grows gantry.
+pub const CAPTURE_LIMIT: usize = 64 * 1024;
+
 /// What a helper command run by [`run_captured`] printed, and how it ended.
 pub struct Captured {
     pub status: ExitStatus,
+    /// The first [`CAPTURE_LIMIT`] bytes of stdout; when more was printed, followed by a line
+    /// `[gantry: N more bytes not kept]`.
     pub stdout: Vec<u8>,
+    /// Likewise for stderr.
     pub stderr: Vec<u8>,
+    /// How many bytes of stdout were read past the limit and dropped.
+    pub stdout_dropped: u64,
+    /// How many bytes of stderr were read past the limit and dropped.
+    pub stderr_dropped: u64,
 }
 
 /// How long a finished helper command's output may take to reach end-of-file.
 const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The size of the buffer each stream is read through.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Kills a helper command's process group if its future is dropped before the command exited
-/// (a probe attempt that timed out, a wait that ended).
+/// (a probe attempt that timed out, a watch command past its timeout, a wait that ended).
 struct KillGroupOnDrop(Option<i32>);
 
 impl Drop for KillGroupOnDrop {
@@ -213,10 +228,40 @@ impl Drop for KillGroupOnDrop {
     }
 }
 
+/// The kept head of one output stream and the count of what was dropped after it.
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+impl Capture {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
+        let (keep, drop) = bytes.split_at(room.min(bytes.len()));
+        self.kept.extend_from_slice(keep);
+        self.dropped += drop.len() as u64;
+    }
+
+    /// The kept bytes, with a note of what was dropped.
+    fn finish(mut self) -> (Vec<u8>, u64) {
+        if self.dropped > 0 {
+            if self.kept.last() != Some(&b'\n') {
+                self.kept.push(b'\n');
+            }
+            let note = format!("[gantry: {} more bytes not kept]\n", self.dropped);
+            self.kept.extend_from_slice(note.as_bytes());
+        }
+        (self.kept, self.dropped)
+    }
+}
+
 /// Runs a helper command (exec probe, watch command) to completion in its own process group through
-/// `reaper`, capturing stdout and stderr. A background process the command leaves behind may hold
-/// the pipes open: once the command has exited, its output gets a moment to drain and no more.
-/// The caller's runtime must be driving the reaper (SIGCHLD → [`Reaper::reap`]).
+/// `reaper`, capturing the first [`CAPTURE_LIMIT`] bytes of stdout and of stderr and draining the
+/// rest. A background process the command leaves behind may hold the pipes open: once the command
+/// has exited, its output gets a moment to drain and no more. Dropping the future before the command
+/// exited (a timeout) kills its process group. The caller's runtime must be driving the reaper
+/// (SIGCHLD → [`Reaper::reap`]).
 pub async fn run_captured(reaper: &Reaper, spec: &CommandSpec) -> io::Result<Captured> {
     let setup = ChildSetup {
         new_process_group: true,
@@ -224,7 +269,7 @@ pub async fn run_captured(reaper: &Reaper, spec: &CommandSpec) -> io::Result<Cap
     };
     let spawned = reaper.spawn(spec, setup, Stdio::piped(), Stdio::piped())?;
     let mut guard = KillGroupOnDrop(Some(spawned.pid));
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let (mut stdout, mut stderr) = (Capture::default(), Capture::default());
     let mut exit = spawned.exit;
     let status = {
         let reading = async {
@@ -249,23 +294,40 @@ pub async fn run_captured(reaper: &Reaper, spec: &CommandSpec) -> io::Result<Cap
     guard.0 = None;
     let status =
         status.map_err(|_| io::Error::other("the reaper dropped this command's exit status"))?;
+    let (stdout, stdout_dropped) = stdout.finish();
+    let (stderr, stderr_dropped) = stderr.finish();
     Ok(Captured {
         status,
         stdout,
         stderr,
+        stdout_dropped,
+        stderr_dropped,
     })
 }
 
-/// Appends what the pipe delivers to `buf` until end-of-file; what was read stays in `buf` even if
-/// the caller stops waiting.
-async fn read_into(fd: Option<OwnedFd>, buf: &mut Vec<u8>) {
+/// Reads the pipe until end-of-file into `capture`, which keeps the head and counts the rest; what
+/// was read stays there even if the caller stops waiting.
+async fn read_into(fd: Option<OwnedFd>, capture: &mut Capture) {
     use tokio::io::AsyncReadExt;
     let Some(fd) = fd else { return };
-    match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-        Ok(mut pipe) => {
-            let _ = pipe.read_to_end(buf).await;
+    let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            tracing::warn!("cannot read a command's output: {e}");
+            return;
         }
-        Err(e) => tracing::warn!("cannot read a command's output: {e}"),
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => capture.push(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!("reading a command's output: {e}");
+                return;
+            }
+        }
     }
 }
 
@@ -323,5 +385,32 @@ pub async fn signal_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_head_and_counts_the_rest() {
+        let mut c = Capture::default();
+        c.push(&vec![b'a'; CAPTURE_LIMIT - 1]);
+        c.push(b"bcd");
+        c.push(&vec![b'x'; 1000]);
+        let (kept, dropped) = c.finish();
+        assert_eq!(dropped, 1002);
+        let note = b"\n[gantry: 1002 more bytes not kept]\n";
+        assert_eq!(kept.len(), CAPTURE_LIMIT + note.len());
+        assert!(kept.starts_with(&vec![b'a'; CAPTURE_LIMIT - 1]));
+        assert!(kept.ends_with(note));
+        assert_eq!(kept[CAPTURE_LIMIT - 1], b'b');
+    }
+
+    #[test]
+    fn short_output_is_kept_whole_without_a_note() {
+        let mut c = Capture::default();
+        c.push(b"ok\n");
+        assert_eq!(c.finish(), (b"ok\n".to_vec(), 0));
     }
 }

@@ -6,7 +6,8 @@
 //! spawn or reap anything, and it never signals gantry itself.
 //!
 //! Finding the target, at every change (never cached, so a target restarted under a new pid is followed):
-//! - `--pidfile PATH`: the pid written in that file, or
+//! - `--pidfile PATH`: the pid written in that file (a regular file of at most 4 KiB; a FIFO or a
+//!   device there is ignored with a warning, never waited on), or
 //! - `--process-name NAME`: every process in `/proc` whose `comm` (the executable's name as the kernel
 //!   keeps it, truncated to 15 bytes) equals NAME (or its first 15 bytes), or whose `argv[0]` basename
 //!   equals NAME (so `exec -a NAME` and interpreters started under a name are found). Kernel threads and
@@ -20,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::parse_duration;
+use crate::config::{parse_duration, parse_interval};
 use crate::signals;
 use crate::watch::{WatchOptions, Watcher};
 
@@ -64,8 +65,9 @@ pub struct SidecarArgs {
     /// How long the files must stay quiet before a change is acted on.
     #[arg(long, env = "RELOAD_DEBOUNCE", default_value = "150ms", value_parser = parse_duration, value_name = "DURATION")]
     pub debounce: Duration,
-    /// Poll at this interval instead of using inotify (for mounts inotify cannot see).
-    #[arg(long, env = "RELOAD_POLL", value_parser = parse_duration, value_name = "DURATION")]
+    /// Poll at this interval instead of using inotify (for mounts inotify cannot see); must be longer
+    /// than 0.
+    #[arg(long, env = "RELOAD_POLL", value_parser = parse_interval, value_name = "DURATION")]
     pub poll: Option<Duration>,
 }
 
@@ -187,9 +189,26 @@ pub fn find(target: &Target) -> Vec<i32> {
     pids.into_iter().filter(|&p| p != me && p > 0).collect()
 }
 
+/// The largest pidfile read: a pid is a few digits; anything bigger is not a pidfile.
+const MAX_PIDFILE_BYTES: u64 = 4096;
+
 fn read_pidfile(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let pid = text.trim().parse::<i32>().ok().filter(|&p| p > 0)?;
+    // A regular file only, and a small one: a FIFO or /dev/zero given by mistake must not hang or
+    // exhaust the sidecar.
+    let bytes = match crate::config::file::read_regular_file(path, MAX_PIDFILE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(err) if path.exists() => {
+            tracing::warn!(pidfile = %path.display(), %err, "ignoring the pidfile");
+            return None;
+        }
+        Err(_) => return None, // not written yet: the target is not running
+    };
+    let pid = std::str::from_utf8(&bytes)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|&p| p > 0)?;
     // A stale pidfile names a pid that is gone (or reused; nothing can be done about that).
     Path::new("/proc")
         .join(pid.to_string())
@@ -289,5 +308,14 @@ mod tests {
         assert!(find(&target).is_empty(), "never itself");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_fifo_or_device_pidfile_is_ignored_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(find(&Target::Pidfile(fifo)).is_empty());
+        assert!(find(&Target::Pidfile(PathBuf::from("/dev/zero"))).is_empty());
     }
 }

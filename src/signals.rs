@@ -84,9 +84,9 @@ pub fn parse(given: &str) -> Result<i32, UnknownSignal> {
         let n = if rest.is_empty() {
             base
         } else if let Some(off) = rest.strip_prefix('+') {
-            base + off.parse::<i32>().ok()?
+            base.checked_add(off.parse::<i32>().ok()?)?
         } else if let Some(off) = rest.strip_prefix('-') {
-            base - off.parse::<i32>().ok()?
+            base.checked_sub(off.parse::<i32>().ok()?)?
         } else {
             return None;
         };
@@ -143,6 +143,8 @@ mod tests {
         assert!(parse("65").is_err());
         assert!(parse("HANGUP").is_err());
         assert!(parse("RTMIN+99").is_err());
+        assert!(parse("RTMIN+2147483647").is_err(), "no overflow");
+        assert!(parse("RTMAX--2147483648").is_err(), "no overflow");
         assert!(parse("").is_err());
         let err = parse("SIGFOO").unwrap_err();
         assert!(err.to_string().contains("SIGFOO"));

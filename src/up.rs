@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::config::{self, Plan};
-use crate::exit;
 use crate::supervisor::{self, Cause, JobDef, Kind, RunOptions, Supervisor};
+use crate::{cli, exit};
 
 /// Arguments of `gantry up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +21,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub keep_running: bool,
     /// Give up waiting for `wait = true` probes after this long and exit 75 (default: no limit).
-    #[arg(long, value_name = "DURATION", value_parser = gantry_probes::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     pub wait_timeout: Option<std::time::Duration>,
 }
 
@@ -38,18 +38,20 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
     let plan = match config::load(dir) {
         Ok(plan) => plan,
         Err(errors) => {
-            eprint!("gantry: {errors}");
+            cli::print_stderr(&format!("gantry: {errors}"));
             return Err(exit::CONFIG);
         }
     };
     if !plan.pending.is_empty() {
-        eprintln!("gantry: this build cannot run every block of the configuration yet:");
+        let mut text =
+            String::from("gantry: this build cannot run every block of the configuration yet:\n");
         for p in &plan.pending {
-            eprintln!(
-                "  {}: {}: {} blocks are recognised but not supported yet",
+            text.push_str(&format!(
+                "  {}: {}: {} blocks are recognised but not supported yet\n",
                 p.pos, p.title, p.kind
-            );
+            ));
         }
+        cli::print_stderr(&text);
         return Err(exit::CONFIG);
     }
     Ok(plan)
@@ -62,9 +64,12 @@ pub fn check(args: &CheckArgs) -> i32 {
             if let Err(code) = crate::renderfiles_cmd::check_templates(&plan.files) {
                 return code;
             }
-            println!("configuration in {} is valid", args.config_dir.display());
-            print!("{}", config::describe_plan(&plan));
-            0
+            let text = format!(
+                "configuration in {} is valid\n{}",
+                args.config_dir.display(),
+                config::describe_plan(&plan)
+            );
+            cli::print_stdout(&text, 0)
         }
         Err(code) => code,
     }

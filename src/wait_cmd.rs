@@ -18,8 +18,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use gantry_probes::parse_duration;
-
+use crate::config::parse_duration;
 use crate::exit;
 
 /// Arguments of `gantry wait`.

@@ -448,3 +448,408 @@ job "talker" {{
         out.stderr
     );
 }
+
+#[test]
+fn duration_flags_too_long_for_a_clock_are_usage_errors_naming_the_flag() {
+    // Each duration flag of each mode, with a value no clock can be advanced by: a usage error that
+    // names the flag, never a panic.
+    let huge = "99999999999999999999s";
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n command = \"true\"\n}\n");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("--stop-timeout", vec!["--stop-timeout", huge, "--", "true"]),
+        (
+            "--stage-timeout",
+            vec!["--stage-timeout", huge, "--", "true"],
+        ),
+        ("--wait-timeout", vec!["--wait-timeout", huge, "--", "true"]),
+        ("--interval", vec!["--interval", huge, "--", "true"]),
+        ("--splay", vec!["--splay", huge, "--", "true"]),
+        (
+            "--wait-timeout",
+            vec!["up", "-c", dir.str(), "--wait-timeout", huge],
+        ),
+        (
+            "--timeout",
+            vec!["wait", "--timeout", huge, "tcp://127.0.0.1:1"],
+        ),
+        (
+            "--attempt-timeout",
+            vec!["wait", "--attempt-timeout", huge, "tcp://127.0.0.1:1"],
+        ),
+        (
+            "--debounce",
+            vec![
+                "sidecar",
+                "--config-dir",
+                dir.str(),
+                "--process-name",
+                "x",
+                "--debounce",
+                huge,
+            ],
+        ),
+        (
+            "--poll",
+            vec![
+                "sidecar",
+                "--config-dir",
+                dir.str(),
+                "--process-name",
+                "x",
+                "--poll",
+                huge,
+            ],
+        ),
+    ];
+    for (flag, args) in cases {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains("too long"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn zero_polling_intervals_are_rejected_not_spun() {
+    let dir = Dir::new();
+    for args in [
+        vec![
+            "--watch",
+            "/etc/hostname:HUP",
+            "--interval",
+            "0s",
+            "--",
+            "true",
+        ],
+        vec![
+            "sidecar",
+            "--config-dir",
+            dir.str(),
+            "--process-name",
+            "x",
+            "--poll",
+            "0s",
+        ],
+    ] {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("longer than 0"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // The environment variable goes through the same parser.
+    let mut cmd = gantry(&["sidecar", "--config-dir", dir.str(), "--process-name", "x"]);
+    cmd.env("RELOAD_POLL", "0");
+    let out = run(cmd);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("longer than 0"), "{}", out.stderr);
+}
+
+#[test]
+fn fifo_config_file_is_an_error_not_a_hang() {
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n command = \"true\"\n}\n");
+    let fifo = dir.join("b.hcl");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    for mode in ["check", "up"] {
+        // Hang guard: `run` kills gantry and fails the test after support::GUARD.
+        let out = run(gantry(&[mode, "-c", dir.str()]));
+        assert_eq!(out.code, Some(78), "{mode}: {}", out.stderr);
+        let expected = format!("{}:1:1: cannot read: it is a FIFO", fifo.display());
+        assert!(out.stderr.contains(&expected), "{mode}: {}", out.stderr);
+    }
+    // Named directly with -c, too.
+    let out = run(gantry(&["check", "-c", fifo.to_str().expect("utf-8")]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    assert!(out.stderr.contains("FIFO"), "{}", out.stderr);
+}
+
+#[test]
+fn config_symlink_to_dev_zero_is_an_error_not_a_memory_hog() {
+    let dir = Dir::new();
+    let zero = dir.join("x.hcl");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let expected = format!(
+        "{}:1:1: cannot read: it is a character device",
+        zero.display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn config_file_over_four_mib_is_an_error_naming_it() {
+    let dir = Dir::new();
+    let big = dir.join("big.hcl");
+    // Valid HCL (comments), so only the size can be the problem.
+    let line = format!("# {}\n", "x".repeat(1021));
+    std::fs::write(&big, line.repeat(4 * 1024 + 1)).expect("write");
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let expected = format!(
+        "{}:1:1: cannot read: it is larger than 4 MiB",
+        big.display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+}
+
+#[test]
+fn check_rejects_nul_bytes_and_wrong_types_with_file_line_and_attribute() {
+    let dir = Dir::new();
+    let file = dir.write(
+        "a.hcl",
+        "job \"a\" {\n command = \"sleep\\u00001\"\n}\njob \"b\" {\n command = 5\n args = \"x\"\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    let f = file.display();
+    for expected in [
+        format!("{f}:2:12: job \"a\": attribute \"command\": must not contain a NUL byte"),
+        format!(
+            "{f}:5:12: job \"b\": attribute \"command\": expected a string, found a number (5)"
+        ),
+        format!(
+            "{f}:6:9: job \"b\": attribute \"args\": expected a list of strings, found a string"
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), if the process is still there.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    read(Path::new(&format!("/proc/{pid}/status")))
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn a_validate_command_printing_hundreds_of_mb_keeps_gantrys_memory_bounded() {
+    // Measured once when written (debug build, /proc/PID/status): VmHWM 17.5 MiB with the bounded
+    // capture; 305 MiB before it, when the 300 MB of output were kept whole.
+    const BOUND_KIB: u64 = 64 * 1024;
+    let dir = Dir::new();
+    let conf = dir.write("watched/app.conf", "v1\n");
+    let ready = dir.join("ready");
+    let done = dir.join("validate-done");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "app" {{
+  command = "sh"
+  args = ["-c", "echo > {ready}; exec sleep 1000"]
+  watch "{conf}" {{
+    signal = "HUP"
+    debounce = "50ms"
+    validate {{
+      command = "sh"
+      args = ["-c", "head -c 300000000 /dev/zero; head -c 200000 /dev/zero | tr '\\0' e >&2; echo > {done}; exit 1"]
+    }}
+  }}
+}}
+"#,
+            ready = ready.display(),
+            conf = conf.display(),
+            done = done.display()
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    let pid = child.id();
+    wait_until("the job", || ready.exists());
+    let mut max_rss = 0;
+    let mut version = 2;
+    let start = std::time::Instant::now();
+    // The watch may not have taken its baseline yet: change the file again until the validator runs.
+    wait_until("the validate command to finish", || {
+        if start.elapsed() >= std::time::Duration::from_secs(5 * (version - 2)) {
+            std::fs::write(&conf, format!("v{version}\n")).expect("write");
+            version += 1;
+        }
+        max_rss = max_rss.max(status_kib(pid, "VmRSS").unwrap_or(0));
+        done.exists()
+    });
+    for _ in 0..25 {
+        max_rss = max_rss.max(status_kib(pid, "VmRSS").unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let peak = status_kib(pid, "VmHWM").expect("gantry is running");
+    kill(pid, 15);
+    let out = finish(child);
+    assert!(max_rss > 0, "VmRSS was never read");
+    assert!(
+        max_rss < BOUND_KIB && peak < BOUND_KIB,
+        "gantry grew to VmRSS {max_rss} KiB, VmHWM {peak} KiB (bound {BOUND_KIB} KiB)"
+    );
+    // The failure is still reported, with the head of stderr and how much was left out.
+    assert!(out.stderr.contains("validate command"), "{}", out.stderr);
+    assert!(out.stderr.contains("eeee"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "[gantry: {} more bytes not kept]",
+            200_000 - 64 * 1024
+        )),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(500)..]
+    );
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: &str) -> bool {
+    let stat = read(Path::new(&format!("/proc/{}/stat", pid.trim())));
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !rest.trim_start().starts_with('Z'),
+        None => false,
+    }
+}
+
+#[test]
+fn a_hanging_validate_command_is_killed_after_its_timeout_and_the_watch_keeps_working() {
+    let dir = Dir::new();
+    let conf = dir.write("watched/app.conf", "ok v1\n");
+    let log = dir.join("log");
+    let ready = dir.join("ready");
+    let hung = dir.join("hung.pid");
+    let background = dir.join("background.pid");
+    dir.write(
+        "a.hcl",
+        &format!(
+            r#"
+job "app" {{
+  command = "bash"
+  args = ["-c", "trap 'echo hup >> {log}' HUP; echo > {ready}; while true; do sleep 0.05; done"]
+  watch "{conf}" {{
+    signal = "HUP"
+    debounce = "50ms"
+    timeout = "1s"
+    validate {{
+      command = "sh"
+      args = ["-c", "if grep -q hang {conf}; then sleep 300 & echo $! > {background}; echo $$ > {hung}; exec sleep 300; fi"]
+    }}
+  }}
+}}
+"#,
+            log = log.display(),
+            ready = ready.display(),
+            conf = conf.display(),
+            hung = hung.display(),
+            background = background.display(),
+        ),
+    );
+    let child = spawn(gantry(&["up", "-c", dir.str()]));
+    wait_until("the job", || ready.exists());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&conf, "hang\n").expect("write");
+    wait_until("the validator to hang", || {
+        !read(&hung).is_empty() && !read(&background).is_empty()
+    });
+    // Past its timeout the validator's whole process group is killed, and it is not reloaded.
+    wait_until(
+        "the validator and its background child to be killed",
+        || !alive(&read(&hung)) && !alive(&read(&background)),
+    );
+    assert!(!read(&log).contains("hup"), "{}", read(&log));
+    // The watch still works: the next change is validated and delivered.
+    std::fs::write(&conf, "ok v2\n").expect("write");
+    wait_until("the reload after the hang", || read(&log).contains("hup"));
+    kill(child.id(), 15);
+    let out = finish(child);
+    assert_eq!(
+        out.stderr
+            .matches("did not finish within 1s and was killed; nothing was sent")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+/// `gantry ARGS` with stdout (or stderr) a pipe whose reader is already gone, so that every write
+/// fails with EPIPE, as under `gantry check | head -1` once head has exited.
+fn with_closed_pipe(args: &[&str], close_stderr: bool) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = gantry(args);
+    cmd.stdin(std::process::Stdio::null());
+    if close_stderr {
+        cmd.stdout(std::process::Stdio::piped()).stderr(writer);
+    } else {
+        cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    }
+    finish(cmd.spawn().expect("spawn"))
+}
+
+#[test]
+fn stdout_closed_by_its_reader_ends_output_quietly_without_a_panic() {
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    let hello = hello.to_str().expect("utf-8");
+    for args in [vec!["check", "-c", hello], vec!["version"], vec!["--help"]] {
+        let out = with_closed_pipe(&args, false);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    }
+    // Configuration errors go to stderr; a closed stderr is no panic either (101 would be).
+    let dir = Dir::new();
+    dir.write("a.hcl", "job \"a\" {\n comand = \"x\"\n}\n");
+    let out = with_closed_pipe(&["check", "-c", dir.str()], true);
+    assert_eq!(out.code, Some(78));
+}
+
+#[test]
+fn global_options_work_before_the_subcommand_as_well_as_after_it() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "job \"a\" {\n command = \"true\"\n oneTime = true\n}\n",
+    );
+    for args in [
+        vec!["--log-format", "json", "up", "-c", dir.str()],
+        vec!["up", "--log-format", "json", "-c", dir.str()],
+        vec!["--log-format=json", "up", "-c", dir.str()],
+    ] {
+        let out = run(gantry(&args));
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(!lines.is_empty(), "{args:?}: up logs at info");
+        for line in lines {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(parsed.is_ok(), "{args:?}: not JSON: {line}");
+        }
+    }
+    let out = run(gantry(&["--log-format", "json", "check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The flags-only mode's own options still do not mix with a subcommand.
+    let out = run(gantry(&["--stop-timeout", "5s", "up", "-c", dir.str()]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--stop-timeout"), "{}", out.stderr);
+}
+
+#[test]
+fn a_probe_timeout_too_long_for_a_clock_is_a_config_error_not_a_panic() {
+    let dir = Dir::new();
+    dir.write(
+        "a.hcl",
+        "probe \"x\" {\n wait = true\n tcp {\n  host = { hostname = \"127.0.0.1\", port = 1 }\n  timeout = \"10000000000000000000s10000000000000000000s\"\n }\n}\n",
+    );
+    let out = run(gantry(&["check", "-c", dir.str()]));
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stderr.contains("timeout"), "{}", out.stderr);
+}

@@ -188,7 +188,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => n * 3600.0,
             _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
         };
-        total += secs_to_duration(secs, text)?;
+        total = total
+            .checked_add(secs_to_duration(secs, text)?)
+            .ok_or_else(|| format!("{text:?} is too long"))?;
         rest = next;
     }
     Ok(total)

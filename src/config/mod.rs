@@ -1,12 +1,15 @@
 //! Loading a configuration directory into a validated [`Plan`].
 //!
 //! This module owns finding the files (every `*.hcl` under the directory, recursively, in lexical
-//! order, a Kubernetes ConfigMap mount counted once), parsing them ([`node`]), reading the top-level
+//! order, a Kubernetes ConfigMap mount counted once), reading them safely ([`file`]: regular files
+//! only, 4 MiB at most), parsing them ([`node`]), durations ([`duration`]), reading the top-level
 //! blocks ([`model`] for `job` and `boot`; other phases read their own blocks) and the checks that span
 //! files, such as duplicate names. It reports every mistake at once ([`Errors`]). It does not run
 //! anything.
 
+pub mod duration;
 pub mod error;
+pub mod file;
 pub mod model;
 pub mod node;
 pub mod probe;
@@ -14,9 +17,10 @@ pub mod probe;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+pub use duration::{parse_duration, parse_interval, MAX_DURATION};
 pub use error::{ConfigError, Errors};
 pub use model::{Attempts, BootJob, CommandSpec, JobSpec, OutputSpec, Pending, Plan, StopSpec};
-pub use node::{parse_duration, Block, Pos, Reader};
+pub use node::{Block, Pos, Reader};
 
 /// Where `gantry up` looks when `-c` is not given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/gantry.d";
@@ -37,7 +41,8 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
             dir.display()
         ))
     })?;
-    if meta.is_file() {
+    if !meta.is_dir() {
+        // A single file; whether it can be read (a regular file, not too large) is `parse_files`'s.
         return Ok(vec![dir.to_path_buf()]);
     }
     let mut files = Vec::new();
@@ -87,25 +92,21 @@ fn walk(
     Ok(())
 }
 
-/// Parses every file and merges the top-level blocks, in file order.
+/// Parses every file and merges the top-level blocks, in file order. Only regular files (symlinks
+/// followed) of at most [`file::MAX_CONFIG_FILE_BYTES`] are read ([`file::read_config_file`]); anything
+/// else is an error naming the file.
 pub fn parse_files(files: &[PathBuf], errors: &mut Errors) -> Vec<Block> {
     let mut blocks = Vec::new();
     for file in files {
-        match std::fs::read_to_string(file) {
+        match file::read_config_file(file) {
             Ok(text) => {
                 let root = node::parse_file(file, &text, errors);
                 for attr in &root.attrs {
-                    errors.push(ConfigError::at(
-                        attr.pos.clone(),
-                        format!(
-                            "attribute {:?} must be inside a block (job, boot, file or probe)",
-                            attr.key
-                        ),
-                    ));
+                    errors.push(top_level_attr_error(attr));
                 }
                 blocks.extend(root.blocks);
             }
-            Err(e) => errors.push(ConfigError::in_file(file, format!("cannot read: {e}"))),
+            Err(e) => errors.push(ConfigError::in_file(file, e)),
         }
     }
     blocks
@@ -135,6 +136,33 @@ pub fn load(dir: &Path) -> Result<Plan, Errors> {
     } else {
         Err(errors)
     }
+}
+
+/// Loads the text of one configuration file, as if read from `file` (which names it in errors and
+/// is not opened): [`load`] without the filesystem, for tools and tests. Every error carries a
+/// position in `file`.
+pub fn load_text(file: &Path, text: &str) -> Result<Plan, Errors> {
+    let mut errors = Errors::default();
+    let root = node::parse_file(file, text, &mut errors);
+    for attr in &root.attrs {
+        errors.push(top_level_attr_error(attr));
+    }
+    let plan = build_plan(&root.blocks, &mut errors);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+fn top_level_attr_error(attr: &node::Attr) -> ConfigError {
+    ConfigError::at(
+        attr.pos.clone(),
+        format!(
+            "attribute {:?} must be inside a block (job, boot, file or probe)",
+            attr.key
+        ),
+    )
 }
 
 /// Reads top-level blocks into a plan, collecting errors.
@@ -313,14 +341,7 @@ mod tests {
     use super::*;
 
     fn plan_of(text: &str) -> Result<Plan, Errors> {
-        let mut errors = Errors::default();
-        let root = node::parse_file(Path::new("test.hcl"), text, &mut errors);
-        let plan = build_plan(&root.blocks, &mut errors);
-        if errors.is_empty() {
-            Ok(plan)
-        } else {
-            Err(errors)
-        }
+        load_text(Path::new("test.hcl"), text)
     }
 
     #[test]
@@ -437,6 +458,127 @@ mod tests {
         assert_eq!(kinds, vec!["lazy"]);
         assert_eq!(plan.files.len(), 1);
         assert_eq!(plan.jobs[0].watches.len(), 1);
+    }
+
+    #[test]
+    fn durations_too_long_for_a_clock_are_errors_with_their_place() {
+        let errors = plan_of(
+            "job \"a\" {\n command = \"x\"\n stopTimeout = \"99999999999999999999s\"\n watch \"/x\" {\n  debounce = 1e300\n }\n}\nboot \"b\" {\n command = \"x\"\n timeout = \"2562048h\"\n}\n",
+        )
+        .expect_err("too long");
+        let text = errors.to_string();
+        assert!(
+            text.contains(
+                "test.hcl:3:16: job \"a\": attribute \"stopTimeout\": duration \"99999999999999999999s\" is too long"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:5:14: watch \"/x\": attribute \"debounce\": duration"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.hcl:10:12: boot \"b\": attribute \"timeout\": duration \"2562048h\" is too long"),
+            "{text}"
+        );
+        assert_eq!(errors.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn the_total_of_long_stop_stages_stays_addable_to_a_clock() {
+        let stop = StopSpec {
+            stages: vec![(libc::SIGTERM, MAX_DURATION); 3],
+        };
+        assert_eq!(stop.total(), MAX_DURATION);
+        let _ = std::time::Instant::now() + stop.total();
+    }
+
+    #[test]
+    fn wrong_types_are_errors_with_their_place_and_attribute() {
+        let errors = plan_of(concat!(
+            "job \"a\" {\n",
+            " command = 5\n",
+            " args = \"x\"\n",
+            "}\n",
+            "job \"c\" {\n",
+            " command = \"x\"\n",
+            " args = [\"-p\", 8080]\n",
+            " canFail = \"true\"\n",
+            " maxAttempts = \"5\"\n",
+            " stdout = [\"a\"]\n",
+            " enableTimestamps = 1\n",
+            " oneTime = \"yes\"\n",
+            " workingDirectory = false\n",
+            " env = \"A=1\"\n",
+            " watch \"/x\" {\n",
+            "  target = 5\n",
+            "  restart = \"false\"\n",
+            "  preCommand {\n",
+            "   command = 1\n",
+            "   args = \"x\"\n",
+            "  }\n",
+            " }\n",
+            "}\n",
+            "boot \"d\" {\n",
+            " command = true\n",
+            "}\n",
+        ))
+        .expect_err("invalid");
+        let text = errors.to_string();
+        for expected in [
+            "test.hcl:2:12: job \"a\": attribute \"command\": expected a string, found a number (5) (write \"5\" if you mean the text)",
+            "test.hcl:3:9: job \"a\": attribute \"args\": expected a list of strings, found a string (write [\"x\"] for a list of one)",
+            "test.hcl:7:16: job \"c\": attribute \"args\": expected a list of strings, but an element is a number (8080)",
+            "test.hcl:8:12: job \"c\": attribute \"canFail\": expected true or false, found a string (write true without quotes)",
+            "test.hcl:9:16: job \"c\": attribute \"maxAttempts\": expected a whole number, found \"5\" (write 5 without quotes)",
+            "test.hcl:10:11: job \"c\": attribute \"stdout\": expected a string, found a list",
+            "test.hcl:11:21: job \"c\": attribute \"enableTimestamps\": expected true or false, found a number (1)",
+            "test.hcl:12:12: job \"c\": attribute \"oneTime\": expected true or false, found a string",
+            "test.hcl:13:21: job \"c\": attribute \"workingDirectory\": expected a string, found a bool (false)",
+            "test.hcl:14:8: job \"c\": attribute \"env\": expected a list of strings, found a string",
+            "test.hcl:16:12: watch \"/x\": attribute \"target\": expected a string, found a number (5)",
+            "test.hcl:17:13: watch \"/x\": attribute \"restart\": expected true or false, found a string (write false without quotes)",
+            "test.hcl:19:14: preCommand: attribute \"command\": expected a string, found a number (1)",
+            "test.hcl:20:11: preCommand: attribute \"args\": expected a list of strings, found a string",
+            "test.hcl:25:12: boot \"d\": attribute \"command\": expected a string, found a bool (true)",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        // A command of the wrong type is one mistake, not also a missing command.
+        assert!(!text.contains("is required"), "{text}");
+        assert_eq!(errors.len(), 15, "{text}");
+    }
+
+    #[test]
+    fn nul_bytes_in_commands_arguments_environment_and_paths_are_errors() {
+        let errors = plan_of(concat!(
+            "job \"b\" {\n",
+            " command = \"x\\u0000y\"\n",
+            " args = [\"ok\", \"a\\u0000\"]\n",
+            " env = [\"A=\\u0000\"]\n",
+            " workingDirectory = \"/tmp\\u0000\"\n",
+            " stderr = \"/tmp/e\\u0000\"\n",
+            " watch \"/x\\u0000\" {\n",
+            "  validate {\n",
+            "   command = \"t\\u0000\"\n",
+            "  }\n",
+            " }\n",
+            "}\n",
+        ))
+        .expect_err("NUL bytes");
+        let text = errors.to_string();
+        for expected in [
+            "test.hcl:2:12: job \"b\": attribute \"command\": must not contain a NUL byte",
+            "test.hcl:3:16: job \"b\": attribute \"args\": must not contain a NUL byte",
+            "test.hcl:4:9: job \"b\": attribute \"env\": must not contain a NUL byte",
+            "test.hcl:5:21: job \"b\": attribute \"workingDirectory\": must not contain a NUL byte",
+            "test.hcl:6:11: job \"b\": attribute \"stderr\": must not contain a NUL byte",
+            "test.hcl:7:2: watch path must not contain a NUL byte",
+            "test.hcl:9:14: validate: attribute \"command\": must not contain a NUL byte",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert_eq!(errors.len(), 7, "{text}");
     }
 
     #[test]

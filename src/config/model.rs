@@ -80,9 +80,13 @@ impl StopSpec {
         }
     }
 
-    /// The total time the stages may take before SIGKILL.
+    /// The total time the stages may take before SIGKILL, at most [`super::MAX_DURATION`] (so that it
+    /// can always be added to a clock reading).
     pub fn total(&self) -> Duration {
-        self.stages.iter().map(|(_, t)| *t).sum()
+        self.stages
+            .iter()
+            .fold(Duration::ZERO, |sum, (_, t)| sum.saturating_add(*t))
+            .min(super::MAX_DURATION)
     }
 
     pub fn first_signal(&self) -> i32 {
@@ -147,7 +151,8 @@ pub struct Plan {
 
 /// The attributes `job` and `boot` share.
 fn read_command(r: &mut Reader<'_>, name: &str) -> Option<CommandSpec> {
-    let program = r.string("command");
+    let program = r.text("command");
+    let command_written = r.value("command").is_some();
     let args = r.string_list("args").unwrap_or_default();
     let mut env = Vec::new();
     if let Some(v) = r.value("env") {
@@ -163,13 +168,13 @@ fn read_command(r: &mut Reader<'_>, name: &str) -> Option<CommandSpec> {
             }
         }
     }
-    let working_dir = r.string("workingDirectory").map(PathBuf::from);
-    let stdout = r.string("stdout").map(PathBuf::from);
-    let stderr = r.string("stderr").map(PathBuf::from);
+    let working_dir = r.text("workingDirectory").map(PathBuf::from);
+    let stdout = r.text("stdout").map(PathBuf::from);
+    let stderr = r.text("stderr").map(PathBuf::from);
     let enable_ts = r.bool("enableTimestamps").unwrap_or(false);
     let named = r.value("timestampFormat").map(|v| v.pos.clone());
-    let named_fmt = r.string("timestampFormat");
-    let custom_fmt = r.string("customTimestampFormat");
+    let named_fmt = r.text("timestampFormat");
+    let custom_fmt = r.text("customTimestampFormat");
     let timestamps = if enable_ts {
         match (custom_fmt, named_fmt) {
             (Some(layout), _) => Some(TimestampFormat::go_layout(&layout)),
@@ -206,6 +211,8 @@ fn read_command(r: &mut Reader<'_>, name: &str) -> Option<CommandSpec> {
             }
             None
         }
+        // Written, but not as text: that error is already reported.
+        None if command_written => None,
         None => {
             let pos = r.block().pos.clone();
             let title = r.block().title();

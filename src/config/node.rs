@@ -16,6 +16,7 @@ use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{BlockLabel, Structure};
 use hcl_edit::Span;
 
+use super::duration::{duration_from_secs, parse_duration};
 use super::error::{ConfigError, Errors};
 
 /// Where something was written: file, 1-based line and column.
@@ -391,11 +392,13 @@ impl<'a> Reader<'a> {
         Some(&block.attrs[i].value)
     }
 
+    /// A string, or a number or bool written for one (`port = 3306`, `user = 1000`), as HCL1 reads
+    /// them: for values that are text to gantry but numbers to the people who write them. Where only
+    /// text makes sense (a command, a path), use [`Reader::text`].
     pub fn string(&mut self, key: &'static str) -> Option<String> {
         let v = self.value(key)?;
         match &v.value {
             Value::String(s) => Some(s.clone()),
-            // Numbers and bools are accepted where a string is wanted, as HCL1 does.
             Value::Number(n) => Some(Value::Number(*n).to_json().to_string()),
             Value::Bool(b) => Some(b.to_string()),
             other => {
@@ -406,58 +409,115 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string and nothing else — not a number, a bool or a list — without NUL bytes (which no
+    /// command, argument, path or environment entry can hold).
+    pub fn text(&mut self, key: &'static str) -> Option<String> {
+        let v = self.value(key)?;
+        match &v.value {
+            Value::String(s) => self.checked_text(s, &v.pos, key),
+            other => {
+                let msg = format!(
+                    "expected a string, found {}{}",
+                    describe_kind(other),
+                    quote_hint(other)
+                );
+                self.error(v.pos.clone(), key, msg);
+                None
+            }
+        }
+    }
+
+    fn checked_text(&mut self, s: &str, pos: &Pos, key: &str) -> Option<String> {
+        if s.contains('\0') {
+            self.error(
+                pos.clone(),
+                key,
+                "must not contain a NUL byte (\\0 or \\u0000)",
+            );
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    /// `true` or `false`, unquoted.
     pub fn bool(&mut self, key: &'static str) -> Option<bool> {
         let v = self.value(key)?;
         match &v.value {
             Value::Bool(b) => Some(*b),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             other => {
-                let msg = format!("expected true or false, found {}", other.kind());
+                let hint = match other {
+                    Value::String(s)
+                        if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+                    {
+                        format!(" (write {} without quotes)", s.to_ascii_lowercase())
+                    }
+                    _ => String::new(),
+                };
+                let msg = format!(
+                    "expected true or false, found {}{hint}",
+                    describe_kind(other)
+                );
                 self.error(v.pos.clone(), key, msg);
                 None
             }
         }
     }
 
+    /// A whole number, unquoted.
     pub fn int(&mut self, key: &'static str) -> Option<i64> {
         let v = self.value(key)?;
-        let n = match &v.value {
-            Value::Number(n) => Some(*n),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(n as i64),
-            _ => {
-                let msg = format!("expected a whole number, found {}", describe(&v.value));
+        match &v.value {
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(*n as i64),
+            other => {
+                let hint = match other {
+                    Value::String(s) if s.trim().parse::<i64>().is_ok() => {
+                        format!(" (write {} without quotes)", s.trim())
+                    }
+                    _ => String::new(),
+                };
+                let msg = format!("expected a whole number, found {}{hint}", describe(other));
                 self.error(v.pos.clone(), key, msg);
                 None
             }
         }
     }
 
-    /// A list of strings; a single string is accepted as a list of one.
+    /// A list of strings, `["a", "b"]`: a lone string, a number or a bool (in the list or instead of
+    /// it) is a type error, and so is a NUL byte in an element. `None` if any element is wrong.
     pub fn string_list(&mut self, key: &'static str) -> Option<Vec<String>> {
         let v = self.value(key)?;
         match &v.value {
-            Value::String(s) => Some(vec![s.clone()]),
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
                 for item in items {
                     match &item.value {
-                        Value::String(s) => out.push(s.clone()),
-                        Value::Number(n) => out.push(Value::Number(*n).to_json().to_string()),
+                        Value::String(s) => match self.checked_text(s, &item.pos, key) {
+                            Some(s) => out.push(s),
+                            None => ok = false,
+                        },
                         other => {
-                            let msg = format!("expected a list of strings, found {}", other.kind());
+                            let msg = format!(
+                                "expected a list of strings, but an element is {}{}",
+                                describe_kind(other),
+                                quote_hint(other)
+                            );
                             self.error(item.pos.clone(), key, msg);
+                            ok = false;
                         }
                     }
                 }
-                Some(out)
+                ok.then_some(out)
             }
             other => {
-                let msg = format!("expected a list of strings, found {}", other.kind());
+                let hint = match other {
+                    Value::String(s) => format!(" (write [{s:?}] for a list of one)"),
+                    _ => String::new(),
+                };
+                let msg = format!(
+                    "expected a list of strings, found {}{hint}",
+                    describe_kind(other)
+                );
                 self.error(v.pos.clone(), key, msg);
                 None
             }
@@ -469,7 +529,7 @@ impl<'a> Reader<'a> {
         let v = self.value(key)?;
         let parsed = match &v.value {
             Value::String(s) => parse_duration(s),
-            Value::Number(n) if *n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(*n)),
+            Value::Number(n) => duration_from_secs(*n),
             other => Err(format!("expected a duration, found {}", other.kind())),
         };
         match parsed {
@@ -594,6 +654,24 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// "a number (5)", "a string", "a list": what was found, for a type error.
+fn describe_kind(v: &Value) -> String {
+    match v {
+        Value::Number(n) => format!("a number ({n})"),
+        Value::Bool(b) => format!("a bool ({b})"),
+        other => other.kind().to_string(),
+    }
+}
+
+/// For a number or bool where text is wanted: how to write it as text, if that is what was meant.
+fn quote_hint(v: &Value) -> String {
+    match v {
+        Value::Number(n) => format!(" (write \"{n}\" if you mean the text)"),
+        Value::Bool(b) => format!(" (write \"{b}\" if you mean the text)"),
+        _ => String::new(),
+    }
+}
+
 fn describe(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
@@ -649,70 +727,9 @@ pub fn suggest(given: &str, known: &[&str]) -> Option<String> {
         .map(|(_, k)| format!("did you mean {k:?}?"))
 }
 
-/// Parses Go-style durations (`"300ms"`, `"1.5h"`, `"1h30m"`, `"0s"`) and bare seconds (`"10"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    let bad = || {
-        format!("invalid duration {text:?} (expected e.g. \"500ms\", \"30s\", \"5m\", \"1h30m\")")
-    };
-    if s.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return if secs >= 0.0 && secs.is_finite() {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(bad())
-        };
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(bad()),
-        };
-        total += n * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {

@@ -2,7 +2,7 @@
 //!
 //! Owns the block's attribute names and their validation, with mittnite's spelling (`signal`, `restart`,
 //! `preCommand { command, args }`, `postCommand { ... }`) and gantry's additions (`validate { ... }`,
-//! `debounce`, `splay`, `poll`, `target`). Errors go to the config loader's [`Errors`] with positions,
+//! `debounce`, `splay`, `poll`, `target`, `timeout`). Errors go to the config loader's [`Errors`] with positions,
 //! like every other block. It must not touch the job the block belongs to or start anything.
 
 use crate::config::node::Block;
@@ -14,6 +14,13 @@ use super::reload::{CommandSpec, SignalTarget, WatchSpec};
 pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec> {
     let mut r = Reader::new(block, errors);
     let path = match block.labels.as_slice() {
+        [p] if p.contains('\0') => {
+            r.errors().push(ConfigError::at(
+                block.pos.clone(),
+                "watch path must not contain a NUL byte (\\0 or \\u0000)",
+            ));
+            None
+        }
         [p] if !p.trim().is_empty() => Some(p.clone()),
         _ => {
             r.errors().push(ConfigError::at(
@@ -33,7 +40,7 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
         Some(v) => {
             let pos = v.pos.clone();
             match r
-                .string("target")
+                .text("target")
                 .as_deref()
                 .map(str::to_ascii_lowercase)
                 .as_deref()
@@ -67,6 +74,20 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
         }
         (_, d) => d,
     };
+    let command_timeout = match (
+        r.value("timeout").map(|v| v.pos.clone()),
+        r.duration("timeout"),
+    ) {
+        (Some(pos), Some(d)) if d.is_zero() => {
+            r.error(
+                pos,
+                "timeout",
+                "must be longer than 0 (a command that hangs would stop the watch for good)",
+            );
+            super::DEFAULT_COMMAND_TIMEOUT
+        }
+        (_, d) => d.unwrap_or(super::DEFAULT_COMMAND_TIMEOUT),
+    };
     let mut commands = [None, None, None];
     let mut ok = true;
     for (slot, kind) in commands
@@ -96,17 +117,25 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
         debounce,
         splay,
         poll,
+        command_timeout,
     })
 }
 
 /// `preCommand { command = "nginx", args = ["-s", "reload"] }`.
 fn command_from_block(block: &Block, errors: &mut Errors) -> Option<CommandSpec> {
     let mut r = Reader::new(block, errors);
-    let command = r.string("command");
-    let args = r.string_list("args").unwrap_or_default();
+    let command = r.text("command");
+    let command_written = r.value("command").is_some();
+    let args = r.string_list("args");
+    let args_ok = args.is_some() || r.value("args").is_none();
     r.finish();
     match command {
-        Some(c) if !c.trim().is_empty() => Some(CommandSpec { command: c, args }),
+        Some(c) if !c.trim().is_empty() => args_ok.then(|| CommandSpec {
+            command: c,
+            args: args.unwrap_or_default(),
+        }),
+        // Written, but not as text: that error is already reported.
+        None if command_written => None,
         _ => {
             errors.push(ConfigError::at(
                 block.pos.clone(),
@@ -181,6 +210,7 @@ mod tests {
             Some(vec!["after".to_string()])
         );
         assert_eq!(w.debounce, crate::watch::DEFAULT_DEBOUNCE);
+        assert_eq!(w.command_timeout, crate::watch::DEFAULT_COMMAND_TIMEOUT);
         assert_eq!(w.target, SignalTarget::ProcessGroup);
         assert_eq!(
             specs[1].action(),
@@ -201,6 +231,7 @@ mod tests {
     debounce = "50ms"
     splay = "2s"
     poll = "5s"
+    timeout = "5s"
     validate {
       command = "nginx"
       args = ["-t"]
@@ -216,6 +247,7 @@ mod tests {
         assert_eq!(w.debounce, Duration::from_millis(50));
         assert_eq!(w.splay, Some(Duration::from_secs(2)));
         assert_eq!(w.poll, Some(Duration::from_secs(5)));
+        assert_eq!(w.command_timeout, Duration::from_secs(5));
         assert_eq!(
             w.validate.as_ref().map(|c| c.command.as_str()),
             Some("nginx")
@@ -234,6 +266,7 @@ mod tests {
     signal = "SIGNOPE"
     target = "everyone"
     poll = "0s"
+    timeout = "0s"
   }
   watch "/c" {
     preCommand {
@@ -252,6 +285,12 @@ mod tests {
         assert!(text.contains("SIGNOPE"), "{text}");
         assert!(text.contains("\"everyone\" is not a target"), "{text}");
         assert!(text.contains("poll"), "{text}");
+        assert!(
+            text.contains(
+                "test.hcl:10:15: watch \"/b\": attribute \"timeout\": must be longer than 0"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("preCommand: attribute \"command\" is required"),
             "{text}"

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 pub use engine::{Change, Mode, WatchOptions, Watcher, DEFAULT_DEBOUNCE, DEFAULT_FALLBACK_POLL};
 pub use reload::{
     reload, Action, CommandOutput, CommandSpec, ReloadError, ReloadHost, SignalTarget, WatchSpec,
+    DEFAULT_COMMAND_TIMEOUT,
 };
 
 /// Why a watch could not start.

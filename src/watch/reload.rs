@@ -1,11 +1,16 @@
 //! What happens after a change: the validated configuration of one `watch` block ([`WatchSpec`]) and the
 //! reload sequence it asks for ([`reload`]): splay, validate, pre-command, signal or restart, post-command.
 //!
-//! Owns the order of those steps and their error reporting. It must not own, spawn or signal the job's
-//! process: the supervisor does that, behind [`ReloadHost::deliver`]. Short commands (validate, pre, post)
-//! are also run through the host ([`ReloadHost::run_command`]), because under gantry's process-wide reaper a
-//! `waitpid` of our own would race it for the exit status (under `up`, [`crate::supervisor::reload::JobHost`]
-//! runs them with [`crate::reaper::run_captured`]).
+//! Owns the order of those steps, their time limit and their error reporting. It must not own, spawn or
+//! signal the job's process: the supervisor does that, behind [`ReloadHost::deliver`]. Short commands
+//! (validate, pre, post) are also run through the host ([`ReloadHost::run_command`]), because under
+//! gantry's process-wide reaper a `waitpid` of our own would race it for the exit status (under `up`,
+//! [`crate::supervisor::reload::JobHost`] runs them with [`crate::reaper::run_captured`]).
+//!
+//! Each command may run for [`WatchSpec::command_timeout`] (`timeout` in the `watch` block, default
+//! [`DEFAULT_COMMAND_TIMEOUT`]); past it, its future is dropped, which makes the host kill it (its
+//! whole process group, under `up`). A validator that hangs therefore costs one reload, logged once,
+//! and the watch carries on with the next change.
 
 use std::future::Future;
 use std::process::ExitStatus;
@@ -13,6 +18,9 @@ use std::time::Duration;
 
 use super::engine::{Change, WatchOptions, DEFAULT_FALLBACK_POLL};
 use crate::signals;
+
+/// How long a watch's validate, pre- or post-command may run before it is killed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A command with its arguments, as in mittnite's `preCommand { command = "...", args = [...] }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +68,8 @@ pub struct WatchSpec {
     pub splay: Option<Duration>,
     /// Force polling at this interval.
     pub poll: Option<Duration>,
+    /// How long each of `validate`, `pre_command` and `post_command` may run before it is killed.
+    pub command_timeout: Duration,
 }
 
 impl WatchSpec {
@@ -76,6 +86,7 @@ impl WatchSpec {
             debounce: super::DEFAULT_DEBOUNCE,
             splay: None,
             poll: None,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
         }
     }
 
@@ -147,6 +158,10 @@ pub enum ReloadError {
         status: ExitStatus,
         stderr: String,
     },
+    #[error(
+        "validate command `{command}` did not finish within {timeout:?} and was killed; nothing was sent"
+    )]
+    ValidateTimedOut { command: String, timeout: Duration },
     #[error("validate command `{command}` could not be run; nothing was sent: {source}")]
     ValidateSpawn {
         command: String,
@@ -163,7 +178,8 @@ pub trait ReloadHost {
     fn deliver(&mut self, action: Action) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Runs a short command to completion, capturing its output, through whatever reaps the host's
-    /// children (see the module docs).
+    /// children (see the module docs). The future is dropped when the command's time limit passes:
+    /// the host must then stop the command (and what it started) rather than let it run on.
     fn run_command(
         &mut self,
         command: &CommandSpec,
@@ -191,11 +207,12 @@ pub async fn reload<H: ReloadHost>(
         tokio::time::sleep(delay).await;
     }
     if let Some(validate) = &spec.validate {
-        match host.run_command(validate).await {
-            Ok(out) if out.status.success() => {
+        let limit = spec.command_timeout;
+        match tokio::time::timeout(limit, host.run_command(validate)).await {
+            Ok(Ok(out)) if out.status.success() => {
                 tracing::debug!(watch = %spec.path, command = %validate, "validate passed");
             }
-            Ok(out) => {
+            Ok(Ok(out)) => {
                 let err = ReloadError::ValidateFailed {
                     command: validate.to_string(),
                     status: out.status,
@@ -204,10 +221,18 @@ pub async fn reload<H: ReloadHost>(
                 tracing::error!(watch = %spec.path, changed = %change, "{err}");
                 return Err(err);
             }
-            Err(source) => {
+            Ok(Err(source)) => {
                 let err = ReloadError::ValidateSpawn {
                     command: validate.to_string(),
                     source,
+                };
+                tracing::error!(watch = %spec.path, changed = %change, "{err}");
+                return Err(err);
+            }
+            Err(_elapsed) => {
+                let err = ReloadError::ValidateTimedOut {
+                    command: validate.to_string(),
+                    timeout: limit,
                 };
                 tracing::error!(watch = %spec.path, changed = %change, "{err}");
                 return Err(err);
@@ -236,11 +261,12 @@ async fn run_hook<H: ReloadHost>(
     command: &CommandSpec,
     spec: &WatchSpec,
 ) {
-    match host.run_command(command).await {
-        Ok(out) if out.status.success() => {
+    let limit = spec.command_timeout;
+    match tokio::time::timeout(limit, host.run_command(command)).await {
+        Ok(Ok(out)) if out.status.success() => {
             tracing::debug!(watch = %spec.path, which, command = %command, "ran");
         }
-        Ok(out) => tracing::warn!(
+        Ok(Ok(out)) => tracing::warn!(
             watch = %spec.path,
             which,
             command = %command,
@@ -248,12 +274,18 @@ async fn run_hook<H: ReloadHost>(
             stderr = %String::from_utf8_lossy(&out.stderr).trim(),
             "command failed; reloading anyway"
         ),
-        Err(err) => tracing::warn!(
+        Ok(Err(err)) => tracing::warn!(
             watch = %spec.path,
             which,
             command = %command,
             %err,
             "command could not be run; reloading anyway"
+        ),
+        Err(_elapsed) => tracing::warn!(
+            watch = %spec.path,
+            which,
+            command = %command,
+            "command did not finish within {limit:?} and was killed; reloading anyway"
         ),
     }
 }

@@ -15,6 +15,7 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use super::reload::WatchSpec;
+use crate::config::{parse_duration, parse_interval};
 use crate::signals;
 
 /// One `--watch PATH:SIGNAL`.
@@ -34,8 +35,6 @@ pub enum FlagError {
         #[source]
         source: signals::UnknownSignal,
     },
-    #[error("invalid duration {given:?} (expected e.g. 10s, 500ms, 1m30s, 1.5h)")]
-    Duration { given: String },
 }
 
 /// Parses `PATH:SIGNAL`, splitting at the last `:` so a path may contain colons.
@@ -56,14 +55,6 @@ pub fn parse_watch_flag(given: &str) -> Result<SentinelWatch, FlagError> {
     })
 }
 
-/// Parses a Go duration (`300ms`, `10s`, `1m30s`, `1.5h`, `0`) as sentinel spells it, with the config's
-/// parser (which also takes bare seconds).
-pub fn parse_duration(given: &str) -> Result<Duration, FlagError> {
-    crate::config::parse_duration(given).map_err(|_| FlagError::Duration {
-        given: given.to_string(),
-    })
-}
-
 /// go-init-sentinel's flags, for `#[command(flatten)]` into the flags-only mode.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SentinelArgs {
@@ -71,8 +62,8 @@ pub struct SentinelArgs {
     /// ':' (the last one separates the signal); SIGNAL is a name (HUP, SIGHUP) or a number.
     #[arg(long = "watch", value_name = "PATH:SIGNAL", value_parser = parse_watch_flag)]
     pub watch: Vec<SentinelWatch>,
-    /// Poll the watched files at this interval instead of using inotify (e.g. 10s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Poll the watched files at this interval instead of using inotify (e.g. 10s; longer than 0).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Wait a random time up to this before each reload (e.g. 5s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -176,16 +167,25 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        for bad in ["", "s", "10x", "-5s", "1..2s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn sentinel_durations_use_the_config_parser_and_the_interval_is_not_zero() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["gantry"];
+            argv.extend_from_slice(args);
+            argv.extend_from_slice(&["--", "x"]);
+            Cli::try_parse_from(argv)
+        };
+        let cli = parse(&["--interval", "1m30s", "--splay", "0"]).unwrap();
+        assert_eq!(cli.sentinel.interval, Some(Duration::from_secs(90)));
+        assert_eq!(cli.sentinel.splay, Some(Duration::ZERO));
+        let err = parse(&["--interval", "0s"]).unwrap_err().to_string();
+        assert!(
+            err.contains("--interval") && err.contains("longer than 0"),
+            "{err}"
+        );
+        let err = parse(&["--splay", "99999999999999999999s"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--splay") && err.contains("too long"), "{err}");
     }
 
     #[test]
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(rewrite_single_dash(strings), vec!["gantry", "--splay=1s"]);
     }
 
-    #[derive(clap::Parser)]
+    #[derive(Debug, clap::Parser)]
     struct Cli {
         #[command(flatten)]
         sentinel: SentinelArgs,
