@@ -172,6 +172,7 @@ pub fn jobs(args: &InitArgs, words: &[String]) -> Vec<JobSpec> {
                 command: CommandSpec::new(program, cmd),
                 can_fail: false,
                 max_attempts: Attempts::Limited(1),
+                restart_delay: crate::config::model::DEFAULT_RESTART_DELAY,
                 one_time: true,
                 controllable: false,
                 stop: stop.clone(),

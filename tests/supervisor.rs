@@ -19,6 +19,7 @@ fn job(name: &str, script: String, attempts: Attempts) -> JobDef {
         command: CommandSpec::new("sh", vec!["-c".into(), script]),
         can_fail: false,
         max_attempts: attempts,
+        restart_delay: gantry::config::model::DEFAULT_RESTART_DELAY,
         one_time: false,
         controllable: true,
         stop: StopSpec::new(libc::SIGTERM, Duration::from_secs(5)),

@@ -345,6 +345,31 @@ mod tests {
     }
 
     #[test]
+    fn restart_delays_default_to_one_and_thirty_seconds_and_may_be_set() {
+        let plan = plan_of("job \"a\" {\n command = \"x\"\n}\n").expect("plan");
+        assert_eq!(plan.jobs[0].restart_delay, model::DEFAULT_RESTART_DELAY);
+        let plan = plan_of(
+            "job \"a\" {\n command = \"x\"\n restartDelay = \"10ms\"\n maxRestartDelay = \"2s\"\n}\n",
+        )
+        .expect("plan");
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(plan.jobs[0].restart_delay, (ms(10), ms(2000)));
+        // A first delay longer than the default cap raises the cap with it.
+        let plan =
+            plan_of("job \"a\" {\n command = \"x\"\n restartDelay = \"1m\"\n}\n").expect("plan");
+        assert_eq!(plan.jobs[0].restart_delay, (ms(60_000), ms(60_000)));
+        let errors = plan_of(
+            "job \"a\" {\n command = \"x\"\n restartDelay = \"5s\"\n maxRestartDelay = \"1s\"\n}\n",
+        )
+        .expect_err("a cap below the first delay");
+        let text = errors.to_string();
+        assert!(
+            text.contains("test.hcl:4:") && text.contains("maxRestartDelay"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn mittnite_job_attributes() {
         let plan = plan_of(
             r#"

@@ -15,6 +15,9 @@ use crate::timestamp::TimestampFormat;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a boot job may run (mittnite's default).
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default delay before the first restart of a failed job, and the cap it doubles up to.
+pub const DEFAULT_RESTART_DELAY: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(30));
 /// Default number of attempts before a job counts as failed (mittnite's default).
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
 
@@ -107,6 +110,8 @@ pub struct JobSpec {
     pub command: CommandSpec,
     pub can_fail: bool,
     pub max_attempts: Attempts,
+    /// The first delay before a restart (it doubles after each failure in a row) and its cap.
+    pub restart_delay: (Duration, Duration),
     pub one_time: bool,
     pub controllable: bool,
     pub stop: StopSpec,
@@ -276,6 +281,23 @@ pub fn job_from_block(
     let one_time = r.bool("oneTime").unwrap_or(false);
     let controllable = r.bool("controllable").unwrap_or(false);
     let stop = read_stop(&mut r);
+    let first = r
+        .duration("restartDelay")
+        .unwrap_or(DEFAULT_RESTART_DELAY.0);
+    let cap = r.duration("maxRestartDelay");
+    let restart_delay = (first, cap.unwrap_or(DEFAULT_RESTART_DELAY.1.max(first)));
+    if restart_delay.1 < restart_delay.0 {
+        if let Some(pos) = r.value("maxRestartDelay").map(|v| v.pos.clone()) {
+            r.error(
+                pos,
+                "maxRestartDelay",
+                format!(
+                    "{:?} is shorter than restartDelay ({first:?})",
+                    restart_delay.1
+                ),
+            );
+        }
+    }
     let mut watches = Vec::new();
     for b in r.blocks("watch") {
         watches.extend(crate::watch::config::watch_from_block(&b, r.errors()));
@@ -296,6 +318,7 @@ pub fn job_from_block(
         command: command?,
         can_fail,
         max_attempts,
+        restart_delay,
         one_time,
         controllable,
         stop,

@@ -113,7 +113,11 @@ impl JobDef {
             name: spec.name.clone(),
             kind: Kind::Job,
             command: spec.command.clone(),
-            policy: Policy::new(spec.max_attempts, spec.one_time),
+            policy: Policy {
+                initial_backoff: spec.restart_delay.0,
+                max_backoff: spec.restart_delay.1,
+                ..Policy::new(spec.max_attempts, spec.one_time)
+            },
             stop: spec.stop.clone(),
             timeout: None,
             watches: spec.watches.clone(),
