@@ -44,6 +44,16 @@ impl ExitStatus {
         }
     }
 
+    /// The same status from `std` (a process gantry did not start through its reaper).
+    pub fn from_std(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ExitStatus::Code(code),
+            (None, Some(signal)) => ExitStatus::Signaled(signal),
+            (None, None) => ExitStatus::Code(INTERNAL),
+        }
+    }
+
     /// The status a command has when it could not be started at all (as a shell reports it).
     pub fn from_spawn_error(err: &std::io::Error) -> Self {
         match err.kind() {

@@ -8,12 +8,12 @@ mod support;
 use std::time::Duration;
 
 use gantry::watch::job::run_with_reaper;
-use gantry::watch::CommandSpec;
+use gantry::watch::HelperCommand;
 
 #[test]
 fn a_command_that_leaves_a_process_holding_its_output_still_finishes() {
     support::with_polling_reaper(|reaper| async move {
-        let command = CommandSpec {
+        let command = HelperCommand {
             command: "sh".into(),
             args: vec!["-c".into(), "echo validated; sleep 300 & exit 3".into()],
         };
@@ -22,7 +22,7 @@ fn a_command_that_leaves_a_process_holding_its_output_still_finishes() {
             .await
             .expect("the command's result, not a hang")
             .unwrap();
-        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.status, gantry::exit::ExitStatus::Code(3));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "validated\n");
     });
     // The background sleep is in the command's own process group; leave nothing behind.

@@ -18,7 +18,7 @@ use gantry::supervisor::policy::Policy;
 use gantry::supervisor::process::ProcessLauncher;
 use gantry::supervisor::reload::spawn_watch;
 use gantry::supervisor::JobState;
-use gantry::watch::{CommandSpec, WatchSpec};
+use gantry::watch::{HelperCommand, WatchSpec};
 
 const HANG_GUARD: Duration = Duration::from_secs(15);
 const SETTLE: Duration = Duration::from_millis(1200);
@@ -43,8 +43,8 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn sh(script: String) -> CommandSpec {
-    CommandSpec {
+fn sh(script: String) -> HelperCommand {
+    HelperCommand {
         command: "sh".into(),
         args: vec!["-c".into(), script],
     }

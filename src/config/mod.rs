@@ -13,6 +13,7 @@ pub mod file;
 pub mod model;
 pub mod node;
 pub mod probe;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

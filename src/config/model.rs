@@ -116,7 +116,7 @@ pub struct JobSpec {
     pub controllable: bool,
     pub stop: StopSpec,
     /// Reload on change: the job's `watch` blocks.
-    pub watches: Vec<crate::watch::WatchSpec>,
+    pub watches: Vec<super::watch::WatchSpec>,
     /// Where the block was written, for messages.
     pub origin: Option<Pos>,
 }
@@ -300,7 +300,7 @@ pub fn job_from_block(
     }
     let mut watches = Vec::new();
     for b in r.blocks("watch") {
-        watches.extend(crate::watch::config::watch_from_block(&b, r.errors()));
+        watches.extend(super::watch::watch_from_block(&b, r.errors()));
     }
     // SEAM(lazy): these blocks parse here; their modules turn them into runtime parts.
     for kind in ["lazy", "listen"] {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::job::{JobHandle, Request};
 use crate::reaper::Reaper;
 use crate::watch::{
-    Action, CommandOutput, CommandSpec, ReloadHost, SignalTarget, WatchError, WatchSpec,
+    Action, CommandOutput, HelperCommand, ReloadHost, SignalTarget, WatchError, WatchSpec,
 };
 
 /// A job's side of a reload: actions become [`Request`]s, commands go through the reaper.
@@ -38,7 +38,7 @@ impl ReloadHost for JobHost {
         }
     }
 
-    async fn run_command(&mut self, command: &CommandSpec) -> std::io::Result<CommandOutput> {
+    async fn run_command(&mut self, command: &HelperCommand) -> std::io::Result<CommandOutput> {
         crate::watch::job::run_with_reaper(&self.reaper, command).await
     }
 }

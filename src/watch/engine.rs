@@ -30,9 +30,7 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use super::scan::{self, Pattern, Snapshot};
 use super::WatchError;
 
-/// The default quiet period: long enough to swallow an editor's write-rename-chmod burst or a Kubernetes
-/// update, short enough that a reload lands well within a second.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
+pub use crate::config::watch::DEFAULT_DEBOUNCE;
 
 /// The polling interval used when inotify cannot watch and the user did not choose one.
 pub const DEFAULT_FALLBACK_POLL: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@
 //! Owns change detection ([`Watcher`]: exactly one [`Change`] per real change of content, none for a
 //! `touch`, none at start-up), the validated `watch` block ([`WatchSpec`]) and the reload sequence
 //! ([`reload()`]). It must not spawn, own or signal a job's process — the supervisor does that behind
-//! [`ReloadHost`] — and it does not parse HCL (the config module maps `watch` blocks to [`WatchSpec`]).
+//! [`ReloadHost`] — and it does not parse HCL (`config::watch` reads `watch` blocks into [`WatchSpec`]).
 //!
 //! How the pieces fit, for one job with one `watch` block:
 //!
@@ -20,10 +20,8 @@
 //! - `engine`: the background thread, inotify, debounce, polling and the fall-back between them.
 //! - `reload`: `WatchSpec`, `Action` and the splay → validate → pre → action → post sequence.
 //! - `sentinel`: go-init-sentinel's flags.
-//! - `config`: the `watch` block of a job, read into a `WatchSpec`.
 //! - `job`: the glue to the supervisor (commands through the reaper, actions as `Control` messages).
 
-pub mod config;
 mod engine;
 pub mod job;
 pub mod reload;
@@ -34,7 +32,7 @@ use std::path::PathBuf;
 
 pub use engine::{Change, Mode, WatchOptions, Watcher, DEFAULT_DEBOUNCE, DEFAULT_FALLBACK_POLL};
 pub use reload::{
-    reload, Action, CommandOutput, CommandSpec, ReloadError, ReloadHost, SignalTarget, WatchSpec,
+    reload, Action, CommandOutput, HelperCommand, ReloadError, ReloadHost, SignalTarget, WatchSpec,
     DEFAULT_COMMAND_TIMEOUT,
 };
 

@@ -1,5 +1,5 @@
-//! What happens after a change: the validated configuration of one `watch` block ([`WatchSpec`]) and the
-//! reload sequence it asks for ([`reload`]): splay, validate, pre-command, signal or restart, post-command.
+//! What happens after a change: the reload sequence a `watch` block ([`WatchSpec`], read by
+//! `config::watch`) asks for ([`reload`]): splay, validate, pre-command, signal or restart, post-command.
 //!
 //! Owns the order of those steps, their time limit and their error reporting. It must not own, spawn or
 //! signal the job's process: the supervisor does that, behind [`ReloadHost::deliver`]. Short commands
@@ -13,83 +13,16 @@
 //! and the watch carries on with the next change.
 
 use std::future::Future;
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::engine::{Change, WatchOptions, DEFAULT_FALLBACK_POLL};
+pub use crate::config::watch::{
+    HelperCommand, SignalTarget, WatchSpec, DEFAULT_COMMAND_TIMEOUT, DEFAULT_DEBOUNCE,
+};
+use crate::exit::ExitStatus;
 use crate::signals;
 
-/// How long a watch's validate, pre- or post-command may run before it is killed.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A command with its arguments, as in mittnite's `preCommand { command = "...", args = [...] }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
-    pub command: String,
-    pub args: Vec<String>,
-}
-
-impl std::fmt::Display for CommandSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.command)?;
-        for a in &self.args {
-            write!(f, " {a}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Who receives the reload signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignalTarget {
-    /// The job's whole process group (the default: shells and wrappers pass it on).
-    #[default]
-    ProcessGroup,
-    /// The job's main process only.
-    MainProcess,
-}
-
-/// One `watch "GLOB" { ... }` block, validated. mittnite's attributes (`signal`, `restart`, `preCommand`,
-/// `postCommand`) plus gantry's `validate`, `debounce`, `splay`, `poll` and `target`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSpec {
-    /// The file, directory or glob the block is labelled with.
-    pub path: String,
-    /// The signal to send; with `restart`, the signal that stops the job before it is started again.
-    pub signal: i32,
-    pub restart: bool,
-    pub target: SignalTarget,
-    /// Must exit 0 before anything is sent (e.g. `nginx -t`).
-    pub validate: Option<CommandSpec>,
-    pub pre_command: Option<CommandSpec>,
-    pub post_command: Option<CommandSpec>,
-    pub debounce: Duration,
-    /// A random delay in `[0, splay]` before the reload, so a fleet does not reload at once.
-    pub splay: Option<Duration>,
-    /// Force polling at this interval.
-    pub poll: Option<Duration>,
-    /// How long each of `validate`, `pre_command` and `post_command` may run before it is killed.
-    pub command_timeout: Duration,
-}
-
 impl WatchSpec {
-    /// A spec with mittnite's behaviour: signal only, no commands, default debounce, inotify.
-    pub fn new(path: impl Into<String>, signal: i32) -> WatchSpec {
-        WatchSpec {
-            path: path.into(),
-            signal,
-            restart: false,
-            target: SignalTarget::ProcessGroup,
-            validate: None,
-            pre_command: None,
-            post_command: None,
-            debounce: super::DEFAULT_DEBOUNCE,
-            splay: None,
-            poll: None,
-            command_timeout: DEFAULT_COMMAND_TIMEOUT,
-        }
-    }
-
     /// The detection options for [`super::Watcher::start`].
     pub fn options(&self) -> WatchOptions {
         WatchOptions {
@@ -182,7 +115,7 @@ pub trait ReloadHost {
     /// the host must then stop the command (and what it started) rather than let it run on.
     fn run_command(
         &mut self,
-        command: &CommandSpec,
+        command: &HelperCommand,
     ) -> impl Future<Output = std::io::Result<CommandOutput>> + Send;
 }
 
@@ -258,7 +191,7 @@ pub async fn reload<H: ReloadHost>(
 async fn run_hook<H: ReloadHost>(
     host: &mut H,
     which: &str,
-    command: &CommandSpec,
+    command: &HelperCommand,
     spec: &WatchSpec,
 ) {
     let limit = spec.command_timeout;
@@ -317,7 +250,7 @@ mod tests {
         /// Nothing else reaps in these tests, so `std::process` may wait for its own child.
         fn run_command(
             &mut self,
-            command: &CommandSpec,
+            command: &HelperCommand,
         ) -> impl Future<Output = std::io::Result<CommandOutput>> + Send {
             let command = command.clone();
             async move {
@@ -330,7 +263,7 @@ mod tests {
                 .await;
                 let out = joined.map_err(std::io::Error::other)??;
                 Ok(CommandOutput {
-                    status: out.status,
+                    status: crate::exit::ExitStatus::from_std(out.status),
                     stdout: out.stdout,
                     stderr: out.stderr,
                 })
@@ -338,8 +271,8 @@ mod tests {
         }
     }
 
-    fn sh(script: &str) -> CommandSpec {
-        CommandSpec {
+    fn sh(script: &str) -> HelperCommand {
+        HelperCommand {
             command: "sh".into(),
             args: vec!["-c".into(), script.into()],
         }
@@ -400,14 +333,14 @@ mod tests {
         assert!(host.delivered.is_empty());
         assert!(!log.exists(), "the pre-command must not run either");
         let text = err.to_string();
-        assert!(text.contains("exit status: 3"), "{text}");
+        assert!(text.contains("exit code 3"), "{text}");
         assert!(text.contains("syntax error in line 3"), "{text}");
     }
 
     #[test]
     fn missing_validate_command_sends_nothing() {
         let mut spec = WatchSpec::new("/x", libc::SIGHUP);
-        spec.validate = Some(CommandSpec {
+        spec.validate = Some(HelperCommand {
             command: "/nonexistent/gantry-validate".into(),
             args: vec![],
         });

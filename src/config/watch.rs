@@ -1,14 +1,92 @@
-//! Reading a `watch "PATH" { ... }` block (inside a `job`) into a [`WatchSpec`].
+//! The `watch "PATH" { ... }` block (inside a `job`): its plain data ([`WatchSpec`]) and its reader.
+//!
+//! The watch feature (`crate::watch`) detects changes and runs the reload sequence over this data;
+//! this module knows nothing of either.
 //!
 //! Owns the block's attribute names and their validation, with mittnite's spelling (`signal`, `restart`,
 //! `preCommand { command, args }`, `postCommand { ... }`) and gantry's additions (`validate { ... }`,
 //! `debounce`, `splay`, `poll`, `target`, `timeout`). Errors go to the config loader's [`Errors`] with positions,
 //! like every other block. It must not touch the job the block belongs to or start anything.
 
-use crate::config::node::Block;
-use crate::config::{ConfigError, Errors, Reader};
+use std::time::Duration;
 
-use super::reload::{CommandSpec, SignalTarget, WatchSpec};
+use super::node::Block;
+use super::{ConfigError, Errors, Reader};
+
+/// How long changes must settle before a reload (the burst of writes an editor or a ConfigMap swap makes).
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// How long a watch's validate, pre- or post-command may run before it is killed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A command with its arguments, as in mittnite's `preCommand { command = "...", args = [...] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperCommand {
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+impl std::fmt::Display for HelperCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.command)?;
+        for a in &self.args {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Who receives the reload signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignalTarget {
+    /// The job's whole process group (the default: shells and wrappers pass it on).
+    #[default]
+    ProcessGroup,
+    /// The job's main process only.
+    MainProcess,
+}
+
+/// One `watch "GLOB" { ... }` block, validated. mittnite's attributes (`signal`, `restart`, `preCommand`,
+/// `postCommand`) plus gantry's `validate`, `debounce`, `splay`, `poll` and `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSpec {
+    /// The file, directory or glob the block is labelled with.
+    pub path: String,
+    /// The signal to send; with `restart`, the signal that stops the job before it is started again.
+    pub signal: i32,
+    pub restart: bool,
+    pub target: SignalTarget,
+    /// Must exit 0 before anything is sent (e.g. `nginx -t`).
+    pub validate: Option<HelperCommand>,
+    pub pre_command: Option<HelperCommand>,
+    pub post_command: Option<HelperCommand>,
+    pub debounce: Duration,
+    /// A random delay in `[0, splay]` before the reload, so a fleet does not reload at once.
+    pub splay: Option<Duration>,
+    /// Force polling at this interval.
+    pub poll: Option<Duration>,
+    /// How long each of `validate`, `pre_command` and `post_command` may run before it is killed.
+    pub command_timeout: Duration,
+}
+
+impl WatchSpec {
+    /// A spec with mittnite's behaviour: signal only, no commands, default debounce, inotify.
+    pub fn new(path: impl Into<String>, signal: i32) -> WatchSpec {
+        WatchSpec {
+            path: path.into(),
+            signal,
+            restart: false,
+            target: SignalTarget::ProcessGroup,
+            validate: None,
+            pre_command: None,
+            post_command: None,
+            debounce: DEFAULT_DEBOUNCE,
+            splay: None,
+            poll: None,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+}
 
 /// Reads one `watch` block. `None` when it has errors (already recorded in `errors`).
 pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec> {
@@ -61,7 +139,7 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
             }
         }
     };
-    let debounce = r.duration("debounce").unwrap_or(super::DEFAULT_DEBOUNCE);
+    let debounce = r.duration("debounce").unwrap_or(DEFAULT_DEBOUNCE);
     let splay = r.duration("splay").filter(|d| !d.is_zero());
     let poll = match (r.value("poll").map(|v| v.pos.clone()), r.duration("poll")) {
         (Some(pos), Some(d)) if d.is_zero() => {
@@ -84,9 +162,9 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
                 "timeout",
                 "must be longer than 0 (a command that hangs would stop the watch for good)",
             );
-            super::DEFAULT_COMMAND_TIMEOUT
+            DEFAULT_COMMAND_TIMEOUT
         }
-        (_, d) => d.unwrap_or(super::DEFAULT_COMMAND_TIMEOUT),
+        (_, d) => d.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
     };
     let mut commands = [None, None, None];
     let mut ok = true;
@@ -122,7 +200,7 @@ pub fn watch_from_block(block: &Block, errors: &mut Errors) -> Option<WatchSpec>
 }
 
 /// `preCommand { command = "nginx", args = ["-s", "reload"] }`.
-fn command_from_block(block: &Block, errors: &mut Errors) -> Option<CommandSpec> {
+fn command_from_block(block: &Block, errors: &mut Errors) -> Option<HelperCommand> {
     let mut r = Reader::new(block, errors);
     let command = r.text("command");
     let command_written = r.value("command").is_some();
@@ -130,7 +208,7 @@ fn command_from_block(block: &Block, errors: &mut Errors) -> Option<CommandSpec>
     let args_ok = args.is_some() || r.value("args").is_none();
     r.finish();
     match command {
-        Some(c) if !c.trim().is_empty() => args_ok.then(|| CommandSpec {
+        Some(c) if !c.trim().is_empty() => args_ok.then(|| HelperCommand {
             command: c,
             args: args.unwrap_or_default(),
         }),
@@ -200,7 +278,7 @@ mod tests {
         assert!(!w.restart);
         assert_eq!(
             w.pre_command,
-            Some(CommandSpec {
+            Some(HelperCommand {
                 command: "echo".into(),
                 args: vec!["before".into()]
             })
@@ -209,8 +287,8 @@ mod tests {
             w.post_command.as_ref().map(|c| c.args.clone()),
             Some(vec!["after".to_string()])
         );
-        assert_eq!(w.debounce, crate::watch::DEFAULT_DEBOUNCE);
-        assert_eq!(w.command_timeout, crate::watch::DEFAULT_COMMAND_TIMEOUT);
+        assert_eq!(w.debounce, DEFAULT_DEBOUNCE);
+        assert_eq!(w.command_timeout, DEFAULT_COMMAND_TIMEOUT);
         assert_eq!(w.target, SignalTarget::ProcessGroup);
         assert_eq!(
             specs[1].action(),
