@@ -44,7 +44,7 @@ impl Launcher for ReaperLauncher {
 
 /// The probe for one block; exec probes go through `launcher`.
 fn build(p: &ProbeBlock, launcher: &Arc<dyn Launcher>) -> Result<BoxProbe, SpecError> {
-    let target = p.spec.resolve(&p.name)?;
+    let target = p.target.clone();
     match target.backend {
         Backend::Exec(t) => Ok(Box::new(ExecProbe::with_launcher(
             t,

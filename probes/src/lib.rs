@@ -25,6 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod duration;
 pub mod redact;
 pub mod spec;
 pub mod target;
@@ -48,8 +49,9 @@ pub mod redis;
 pub mod smtp;
 pub mod tcp;
 
+pub use duration::parse_duration;
 pub use redact::{redact_url, ProbeUrl, Secret};
-pub use spec::{build_probe, parse_duration, ProbeSpec, SpecError};
+pub use spec::{build_probe, ProbeSpec, SpecError};
 pub use target::{parse_url, Backend, Endpoint, Target};
 pub use wait::{wait_until_ready, Dependency, WaitError, WaitOptions, WaitSummary};
 

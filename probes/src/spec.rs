@@ -158,48 +158,6 @@ pub fn build_probe(name: &str, spec: &ProbeSpec) -> Result<BoxProbe, SpecError> 
     spec.resolve(name)?.into_probe()
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, `1m30s`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs, text);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?}: missing unit (ms, s, m or h)"))?;
-        let (num, after) = rest.split_at(num_end);
-        let unit_end = after
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_end);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m)"))?;
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
-        };
-        total = total
-            .checked_add(secs_to_duration(secs, text)?)
-            .ok_or_else(|| format!("{text:?} is too long"))?;
-        rest = next;
-    }
-    Ok(total)
-}
-
-fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a valid duration"))
-}
-
 /// Resolves values for one probe block, naming the probe and field in every error.
 struct Resolver<'a> {
     probe: &'a str,
@@ -298,7 +256,9 @@ impl Resolver<'_> {
     fn timeout(&self, raw: &Option<String>, base: Duration) -> Result<Duration, SpecError> {
         match self.opt("timeout", raw)? {
             None => Ok(base),
-            Some(t) => parse_duration(&t).map_err(|e| self.field_err("timeout", e)),
+            Some(t) => {
+                crate::duration::parse_duration(&t).map_err(|e| self.field_err("timeout", e))
+            }
         }
     }
 }
@@ -610,14 +570,17 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1").is_err());
+    fn a_probe_timeout_takes_every_duration_the_rest_of_gantry_takes() {
+        // One parser for every duration: `1d` and `1.5h` work here as they do in `stopTimeout`.
+        for (text, secs) in [("1d", 86_400), ("1.5h", 5_400), ("2", 2), ("1m30s", 90)] {
+            let spec = ProbeSpec::Tcp(TcpSpec {
+                url: None,
+                host: host("db", Some("5432")),
+                timeout: Some(text.into()),
+            });
+            let target = spec.resolve("p").expect(text);
+            assert_eq!(target.timeout, Duration::from_secs(secs), "{text}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use gantry_probes::spec::{
     AmqpSpec, CredentialsSpec, DatabaseSpec, ExecSpec, HostSpec, HttpSpec, MongodbSpec, RedisSpec,
     SmtpSpec, TcpSpec,
 };
-use gantry_probes::{ProbeSpec, ProbeUrl, Secret};
+use gantry_probes::{ProbeSpec, ProbeUrl, Secret, Target};
 
 use super::error::{ConfigError, Errors};
 use super::node::{Block, Pos, Reader, Value};
@@ -41,14 +41,16 @@ pub struct ProbeBlock {
     pub name: String,
     /// Only `wait = true` probes gate the run phase (mittnite's default is false).
     pub wait: bool,
-    pub spec: ProbeSpec,
+    /// What to check, resolved when the configuration was loaded (`ENV:` values read, durations
+    /// parsed, defaults applied): plain data, never parsed again.
+    pub target: Target,
     pub pos: Pos,
 }
 
 impl ProbeBlock {
     /// Builds the probe to run.
     pub fn build(&self) -> Result<gantry_probes::BoxProbe, gantry_probes::SpecError> {
-        gantry_probes::build_probe(&self.name, &self.spec)
+        self.target.clone().into_probe()
     }
 }
 
@@ -107,15 +109,18 @@ pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock
             return None;
         }
     };
-    // Resolve now so that a bad value is reported with its place, by `gantry check` too.
-    if let Err(e) = spec.resolve(&name) {
-        errors.push(ConfigError::at(block.pos.clone(), e.to_string()));
-        return None;
-    }
+    // Resolved once, now, so that a bad value is reported with its place, by `gantry check` too.
+    let target = match spec.resolve(&name) {
+        Ok(target) => target,
+        Err(e) => {
+            errors.push(ConfigError::at(block.pos.clone(), e.to_string()));
+            return None;
+        }
+    };
     Some(ProbeBlock {
         name,
         wait,
-        spec,
+        target,
         pos: block.pos.clone(),
     })
 }
@@ -246,6 +251,7 @@ fn headers(r: &mut Reader<'_>) -> Vec<(String, Secret)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gantry_probes::Backend;
     use std::path::Path;
 
     fn probes(text: &str) -> Result<Vec<ProbeBlock>, Errors> {
@@ -264,6 +270,13 @@ mod tests {
     }
 
     #[test]
+    fn probe_durations_are_resolved_when_the_configuration_is_loaded() {
+        let p = probes("probe \"t\" {\n tcp {\n  host = { hostname = \"db\", port = 1 }\n  timeout = \"1.5m\"\n }\n}\n")
+            .expect("valid");
+        assert_eq!(p[0].target.timeout, std::time::Duration::from_secs(90));
+    }
+
+    #[test]
     fn mysql_block_with_host_object_and_credentials() {
         let p = probes(
             r#"probe "mysql" {
@@ -276,20 +289,15 @@ mod tests {
         )
         .expect("valid");
         assert!(p[0].wait);
-        let ProbeSpec::Mysql(m) = &p[0].spec else {
-            panic!("{:?}", p[0].spec)
+        let Backend::Mysql(m) = &p[0].target.backend else {
+            panic!("{:?}", p[0].target)
         };
         assert_eq!(
-            m.host.as_ref().and_then(|h| h.port.as_deref()),
-            Some("3306")
+            (m.endpoint.host.as_str(), m.endpoint.port),
+            ("localhost", 3306)
         );
-        assert_eq!(
-            m.credentials
-                .as_ref()
-                .and_then(|c| c.password.as_ref())
-                .map(Secret::expose),
-            Some("bar")
-        );
+        assert_eq!(m.user.as_deref(), Some("foo"));
+        assert_eq!(m.password.as_ref().map(Secret::expose), Some("bar"));
     }
 
     #[test]
@@ -298,12 +306,13 @@ mod tests {
             "probe \"c\" {\n wait = true\n url = \"redis://:pw@cache/1\"\n}\nprobe fs {\n filesystem = \"/tmp\"\n}\n",
         )
         .expect("valid");
-        assert_eq!(
-            p[0].spec,
-            ProbeSpec::Url(ProbeUrl::new("redis://:pw@cache/1"))
-        );
+        let Backend::Redis(r) = &p[0].target.backend else {
+            panic!("{:?}", p[0].target)
+        };
+        assert_eq!((r.endpoint.host.as_str(), r.db), ("cache", 1));
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("pw"));
         assert!(!p[1].wait);
-        assert_eq!(p[1].spec, ProbeSpec::Filesystem("/tmp".into()));
+        assert_eq!(p[1].target.backend, Backend::Filesystem("/tmp".into()));
     }
 
     #[test]
