@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+/// `gantry sidecar` could not watch (or its watch ended).
+pub const WATCH_FAILED: i32 = 1;
 /// The command line was wrong (clap's own errors exit 2, as every CLI does).
 pub const USAGE: i32 = 2;
 /// A template could not be rendered or a file could not be written.
@@ -70,4 +72,18 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Signaled(s) => write!(f, "killed by {}", crate::signals::Name(*s)),
         }
     }
+}
+
+/// Replaces gantry with `program` (a `PATH` lookup, as a shell does): the one-shot modes end this way
+/// (`renderfiles -- CMD`, `wait ... -- CMD`). Returns only when it could not, with the shell's code
+/// for that (126, or 127 when not found), after saying why on stderr. std resets the signal mask and
+/// SIGPIPE for the new program, so it starts with default dispositions.
+pub fn exec<P: AsRef<std::ffi::OsStr>, A: AsRef<std::ffi::OsStr>>(program: P, args: &[A]) -> i32 {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let _ = std::io::stdout().flush();
+    let program = program.as_ref();
+    let err = std::process::Command::new(program).args(args).exec();
+    tracing::error!("cannot run {}: {err}", program.to_string_lossy());
+    ExitStatus::from_spawn_error(&err).code()
 }

@@ -13,7 +13,6 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use crate::config;
@@ -88,7 +87,7 @@ pub fn run(args: &RenderfilesArgs, specs: &[FileSpec]) -> i32 {
     }
     match args.command.split_first() {
         None => 0,
-        Some((program, rest)) => exec(program, rest),
+        Some((program, rest)) => exit::exec(program, rest),
     }
 }
 
@@ -135,14 +134,6 @@ fn report_render_errors(failed: &render::RenderFailed) {
     for e in &failed.0 {
         eprintln!("  {e}");
     }
-}
-
-/// Replaces gantry with the command (PATH lookup as a shell does). Returns only on failure.
-fn exec(program: &OsString, args: &[OsString]) -> i32 {
-    let _ = std::io::stdout().flush();
-    let err = std::process::Command::new(program).args(args).exec();
-    eprintln!("gantry: cannot run {}: {err}", program.to_string_lossy());
-    exit::ExitStatus::from_spawn_error(&err).code()
 }
 
 #[cfg(test)]

@@ -22,14 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{parse_duration, parse_interval};
+use crate::exit;
 use crate::signals;
 use crate::watch::{WatchOptions, Watcher};
 
 /// `comm` is truncated by the kernel to this many bytes (TASK_COMM_LEN - 1).
 const COMM_LEN: usize = 15;
-
-/// Exit code when the watch cannot start (bad path or glob).
-pub const EXIT_WATCH_FAILED: i32 = 1;
 
 /// The flags of `gantry sidecar`.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,7 +92,7 @@ pub fn run(args: SidecarArgs) -> i32 {
         (Some(n), None) => Target::Name(n.clone()),
         (None, None) => {
             tracing::error!("give --process-name (PROCESS_NAME) or --pidfile");
-            return 2;
+            return exit::USAGE;
         }
     };
     let paths: Vec<String> = args
@@ -121,7 +119,7 @@ pub fn run(args: SidecarArgs) -> i32 {
         Ok(w) => w,
         Err(err) => {
             tracing::error!(%err, "cannot watch");
-            return EXIT_WATCH_FAILED;
+            return exit::WATCH_FAILED;
         }
     };
     let signal = args.reload_signal;
@@ -129,7 +127,7 @@ pub fn run(args: SidecarArgs) -> i32 {
         Ok(rt) => rt,
         Err(err) => {
             tracing::error!(%err, "cannot start the runtime");
-            return EXIT_WATCH_FAILED;
+            return exit::WATCH_FAILED;
         }
     };
     let _stopper = std::thread::Builder::new()
@@ -164,7 +162,7 @@ pub fn run(args: SidecarArgs) -> i32 {
             }
         }
     });
-    EXIT_WATCH_FAILED
+    exit::WATCH_FAILED
 }
 
 fn send(pid: i32, signal: i32, change: &crate::watch::Change) {

@@ -15,7 +15,6 @@
 //! - 130 / 143: SIGINT / SIGTERM arrived while waiting (128 + the signal); nothing was started.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::config::parse_duration;
@@ -83,17 +82,8 @@ pub fn run(args: &WaitArgs) -> i32 {
     let Some((program, rest)) = args.command.split_first() else {
         return 0;
     };
-    // exec only returns on failure. std resets SIGPIPE and the signal mask for the new program, and
     // tokio's handlers do not survive exec, so CMD starts with default dispositions.
-    let err = std::process::Command::new(program).args(rest).exec();
-    tracing::error!(
-        "gantry wait: cannot run {}: {err}",
-        program.to_string_lossy()
-    );
-    match err.kind() {
-        std::io::ErrorKind::NotFound => exit::NOT_FOUND,
-        _ => exit::CANNOT_EXECUTE,
-    }
+    exit::exec(program, rest)
 }
 
 /// SIGTERM and SIGINT as numbers on a channel, the form `probe_phase::wait_for` takes. `gantry wait`
