@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::config::{parse_duration, Attempts, CommandSpec, JobSpec, StopSpec};
 use crate::exit;
+use crate::runtime::Options;
 use crate::supervisor::{self, JobDef, Kind, RunOptions, Supervisor};
 
 /// How long one `--wait` probe attempt may take.
@@ -209,21 +210,24 @@ pub fn run(args: &InitArgs, words: &[String]) -> i32 {
     let wait_timeout = args.wait_timeout;
     let grace = args.stop().total();
     let group = args.forward_to == ForwardTo::Group;
-    supervisor::with_runtime(group, foreground, move |ctx, mut stops| async move {
-        if let Err(code) = crate::probe_phase::wait_for(deps, wait_timeout, &mut stops).await {
-            return code;
-        }
-        let defs = jobs.iter().map(JobDef::job).collect();
-        let mut supervisor = Supervisor::over(&ctx, defs, stops);
-        let opts = RunOptions {
-            keep_running: false,
-            stop_all_when_one_ends: true,
-        };
-        let report = supervisor.run_phase(Kind::Job, opts).await;
-        let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
-        supervisor::reap_descendants(&ctx.reaper, deadline).await;
-        report.exit_code()
-    })
+    crate::runtime::run(
+        Options::supervising(group, foreground),
+        move |ctx, mut stops| async move {
+            if let Err(code) = crate::probe_phase::wait_for(deps, wait_timeout, &mut stops).await {
+                return code;
+            }
+            let defs = jobs.iter().map(JobDef::job).collect();
+            let mut supervisor = Supervisor::over(&ctx, defs, stops);
+            let opts = RunOptions {
+                keep_running: false,
+                stop_all_when_one_ends: true,
+            };
+            let report = supervisor.run_phase(Kind::Job, opts).await;
+            let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+            supervisor::reap_descendants(&ctx.reaper, deadline).await;
+            report.exit_code()
+        },
+    )
 }
 
 #[cfg(test)]

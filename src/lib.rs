@@ -13,6 +13,7 @@
 //! | `renderfiles_cmd` | `gantry renderfiles`: render every file, then exec a command |
 //! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
 //! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
+//! | `runtime` | the one start-up of the process model (signals, subreaper, runtime, signal loop) for `up`, flags mode, `wait`, `sidecar` |
 //! | `output` | where job output goes (passthrough, files, timestamps) |
 //! | `sys` | the system calls; the only `unsafe` code |
 //! | `watch` | change detection, `watch` blocks and the reload sequence; go-init-sentinel's flags |
@@ -30,6 +31,7 @@ pub mod probe_phase;
 pub mod reaper;
 pub mod render;
 pub mod renderfiles_cmd;
+pub mod runtime;
 pub mod sidecar;
 pub mod signals;
 pub mod supervisor;

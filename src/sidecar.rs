@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::config::{parse_duration, parse_interval};
 use crate::exit;
+use crate::runtime::Options;
 use crate::signals;
 use crate::watch::{WatchOptions, Watcher};
 
@@ -101,53 +102,41 @@ pub fn run(args: SidecarArgs) -> i32 {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    // Block the stop signals before any thread exists, so every thread inherits the mask and one thread
-    // can take them with sigwait. As PID 1 of a sidecar container, unhandled they would be ignored.
-    let stop = nix::sys::signal::SigSet::from_iter([
-        nix::sys::signal::Signal::SIGTERM,
-        nix::sys::signal::Signal::SIGINT,
-    ]);
-    if let Err(err) = stop.thread_block() {
-        tracing::warn!(%err, "cannot block SIGTERM/SIGINT; stopping on them may be unclean");
-    }
     let options = WatchOptions {
         debounce: args.debounce,
         poll: args.poll,
         ..WatchOptions::default()
     };
-    let watcher = match Watcher::start(&paths, options) {
-        Ok(w) => w,
-        Err(err) => {
-            tracing::error!(%err, "cannot watch");
-            return exit::WATCH_FAILED;
-        }
-    };
     let signal = args.reload_signal;
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            tracing::error!(%err, "cannot start the runtime");
-            return exit::WATCH_FAILED;
-        }
-    };
-    let _stopper = std::thread::Builder::new()
-        .name("gantry-sigwait".into())
-        .spawn(move || {
-            if let Ok(sig) = stop.wait() {
-                tracing::info!(signal = %sig, "stopping");
-                std::process::exit(0);
+    // As PID 1 of a sidecar container, SIGTERM/SIGINT would be ignored without a handler; here they
+    // end the sidecar with 0. The watch thread starts inside, once the signals are blocked.
+    crate::runtime::run(Options::without_jobs(), move |_ctx, mut stops| async move {
+        let mut absent_logged = false;
+        match find(&target) {
+            pids if pids.is_empty() => {
+                tracing::info!(%target, "not running yet; it will be signalled at the first change after it starts");
+                absent_logged = true;
             }
-        });
-    let mut absent_logged = false;
-    match find(&target) {
-        pids if pids.is_empty() => {
-            tracing::info!(%target, "not running yet; it will be signalled at the first change after it starts");
-            absent_logged = true;
+            pids => tracing::info!(%target, ?pids, signal = %signals::Name(signal), "found"),
         }
-        pids => tracing::info!(%target, ?pids, signal = %signals::Name(signal), "found"),
-    }
-    runtime.block_on(async {
-        while let Some(change) = watcher.changed().await {
+        let watcher = match Watcher::start(&paths, options) {
+            Ok(w) => w,
+            Err(err) => {
+                tracing::error!(%err, "cannot watch");
+                return exit::WATCH_FAILED;
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                change = watcher.changed() => change,
+                Some(sig) = stops.recv() => {
+                    tracing::info!(signal = %signals::Name(sig), "stopping");
+                    return 0;
+                }
+            };
+            let Some(change) = change else {
+                return exit::WATCH_FAILED;
+            };
             let pids = find(&target);
             if pids.is_empty() {
                 if !absent_logged {
@@ -161,8 +150,7 @@ pub fn run(args: SidecarArgs) -> i32 {
                 send(pid, signal, &change);
             }
         }
-    });
-    exit::WATCH_FAILED
+    })
 }
 
 fn send(pid: i32, signal: i32, change: &crate::watch::Change) {

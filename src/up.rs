@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::config::{self, Plan};
+use crate::runtime::Options;
 use crate::supervisor::{self, Cause, JobDef, Kind, RunOptions, Supervisor};
 use crate::{cli, exit};
 
@@ -87,68 +88,73 @@ pub fn up(args: &UpArgs) -> i32 {
     }
     let keep_running = args.keep_running;
     let wait_timeout = args.wait_timeout;
-    supervisor::with_runtime(true, false, move |ctx, stops| async move {
-        let grace = plan
-            .jobs
-            .iter()
-            .map(|j| j.stop.total())
-            .chain(plan.boot.iter().map(|b| b.stop.total()))
-            .max()
-            .unwrap_or(config::model::DEFAULT_STOP_TIMEOUT);
-        let defs = plan
-            .boot
-            .iter()
-            .map(JobDef::boot)
-            .chain(plan.jobs.iter().map(JobDef::job))
-            .collect();
-        let mut supervisor = Supervisor::over(&ctx, defs, stops);
+    crate::runtime::run(
+        Options::supervising(true, false),
+        move |ctx, stops| async move {
+            let grace = plan
+                .jobs
+                .iter()
+                .map(|j| j.stop.total())
+                .chain(plan.boot.iter().map(|b| b.stop.total()))
+                .max()
+                .unwrap_or(config::model::DEFAULT_STOP_TIMEOUT);
+            let defs = plan
+                .boot
+                .iter()
+                .map(JobDef::boot)
+                .chain(plan.jobs.iter().map(JobDef::job))
+                .collect();
+            let mut supervisor = Supervisor::over(&ctx, defs, stops);
 
-        // Phase 2, boot: every boot job to completion, in parallel.
-        if !plan.boot.is_empty() {
-            tracing::info!("boot: running {} boot job(s)", plan.boot.len());
-            let report = supervisor
-                .run_phase(Kind::Boot, RunOptions::default())
-                .await;
-            let code = match (&report.cause, &report.failure) {
-                (_, Some((name, status))) => {
-                    tracing::error!("boot job {name:?} failed ({status}); not starting any job");
-                    Some(exit::BOOT_FAILED)
+            // Phase 2, boot: every boot job to completion, in parallel.
+            if !plan.boot.is_empty() {
+                tracing::info!("boot: running {} boot job(s)", plan.boot.len());
+                let report = supervisor
+                    .run_phase(Kind::Boot, RunOptions::default())
+                    .await;
+                let code = match (&report.cause, &report.failure) {
+                    (_, Some((name, status))) => {
+                        tracing::error!(
+                            "boot job {name:?} failed ({status}); not starting any job"
+                        );
+                        Some(exit::BOOT_FAILED)
+                    }
+                    (Cause::Signal(sig), None) => Some(128 + sig),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+                    supervisor::reap_descendants(&ctx.reaper, deadline).await;
+                    return code;
                 }
-                (Cause::Signal(sig), None) => Some(128 + sig),
-                _ => None,
-            };
-            if let Some(code) = code {
-                let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
-                supervisor::reap_descendants(&ctx.reaper, deadline).await;
+            }
+
+            // Phase 3, probe: wait until every `wait = true` probe is ready.
+            if let Err(code) = crate::probe_phase::wait_for_probes(
+                &plan.probes,
+                &ctx.reaper,
+                wait_timeout,
+                supervisor.stop_requests(),
+            )
+            .await
+            {
+                supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
                 return code;
             }
-        }
 
-        // Phase 3, probe: wait until every `wait = true` probe is ready.
-        if let Err(code) = crate::probe_phase::wait_for_probes(
-            &plan.probes,
-            &ctx.reaper,
-            wait_timeout,
-            supervisor.stop_requests(),
-        )
-        .await
-        {
-            supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
-            return code;
-        }
+            // Phase 4, run.
+            let opts = RunOptions {
+                keep_running,
+                stop_all_when_one_ends: false,
+            };
+            let report = supervisor.run_phase(Kind::Job, opts).await;
 
-        // Phase 4, run.
-        let opts = RunOptions {
-            keep_running,
-            stop_all_when_one_ends: false,
-        };
-        let report = supervisor.run_phase(Kind::Job, opts).await;
-
-        // Phase 5, shutdown: what the jobs left behind.
-        let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
-        supervisor::reap_descendants(&ctx.reaper, deadline).await;
-        let code = report.exit_code();
-        tracing::info!("exiting with code {code}");
-        code
-    })
+            // Phase 5, shutdown: what the jobs left behind.
+            let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+            supervisor::reap_descendants(&ctx.reaper, deadline).await;
+            let code = report.exit_code();
+            tracing::info!("exiting with code {code}");
+            code
+        },
+    )
 }

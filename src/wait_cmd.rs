@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::config::parse_duration;
 use crate::exit;
+use crate::runtime::Options;
 
 /// Arguments of `gantry wait`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,30 +54,15 @@ pub fn run(args: &WaitArgs) -> i32 {
         }
     };
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("gantry wait: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
+    let timeout = args.timeout;
+    let outcome = crate::runtime::run(Options::without_jobs(), move |_ctx, mut stops| async move {
+        match crate::probe_phase::wait_for(deps, timeout, &mut stops).await {
+            Ok(()) => 0,
+            Err(code) => code,
         }
-    };
-    let outcome = runtime.block_on(async {
-        let mut signals = match signal_channel() {
-            Ok(rx) => rx,
-            Err(e) => {
-                tracing::error!("gantry wait: cannot handle SIGTERM/SIGINT: {e}");
-                return Err(exit::INTERNAL);
-            }
-        };
-        crate::probe_phase::wait_for(deps, args.timeout, &mut signals).await
     });
-    // Nothing of the runtime may linger into CMD.
-    drop(runtime);
-    if let Err(code) = outcome {
-        return code;
+    if outcome != 0 {
+        return outcome;
     }
 
     let Some((program, rest)) = args.command.split_first() else {
@@ -84,25 +70,4 @@ pub fn run(args: &WaitArgs) -> i32 {
     };
     // tokio's handlers do not survive exec, so CMD starts with default dispositions.
     exit::exec(program, rest)
-}
-
-/// SIGTERM and SIGINT as numbers on a channel, the form `probe_phase::wait_for` takes. `gantry wait`
-/// does not use gantry's signalfd loop: CMD is exec'd afterwards and must not inherit a blocked mask.
-fn signal_channel() -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<i32>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let sig = tokio::select! {
-                _ = term.recv() => libc::SIGTERM,
-                _ = int.recv() => libc::SIGINT,
-            };
-            if tx.send(sig).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(rx)
 }

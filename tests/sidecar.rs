@@ -313,3 +313,46 @@ wc -l < "$COUNT" 2>/dev/null || echo 0"#,
         "sidecar log:\n{log}"
     );
 }
+
+#[test]
+fn sigterm_and_sigint_end_the_sidecar_with_0_and_a_bad_glob_with_1() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        fs::create_dir(&conf).unwrap();
+        let log = dir.path().join("log");
+        let mut proc = sidecar(&gantry(), &conf, &unique_name("st"), &log);
+        let ok = Command::new("kill")
+            .args([signal, &proc.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = proc.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < HANG_GUARD, "the sidecar ignored {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{signal}: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        assert!(!proc.alive());
+    }
+    let out = Command::new(gantry())
+        .args(["sidecar", "--process-name", "nothing"])
+        .env("CONFIG_DIR", "/tmp/[unclosed")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -37,7 +37,6 @@ pub mod state;
 mod scripted_tests;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +45,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::{Attempts, BootJob, JobSpec};
-use crate::exit::{self, ExitStatus};
-use crate::output::Copiers;
-use crate::reaper::{self, Reaper};
+use crate::exit::ExitStatus;
+use crate::reaper::Reaper;
+pub use crate::runtime::Ctx;
 use crate::sys;
 pub use job::{ControlError, JobDef, JobHandle, Kind, Reply, Request};
 use policy::Policy;
@@ -251,19 +250,6 @@ impl Handle {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
-}
-
-/// The runtime's shared parts: the reaper, the output copy tasks, and how jobs are started.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    pub reaper: Arc<Reaper>,
-    pub copiers: Copiers,
-    /// Forwarded signals go to the job's process group (default) or only to its main process.
-    pub forward_to_group: bool,
-    /// Give the job the terminal's foreground (flags-only mode with one command).
-    pub foreground: bool,
-    /// Where [`Handle::shutdown`] sends its request: the same channel as the signal loop's.
-    pub stop_requests: mpsc::UnboundedSender<i32>,
 }
 
 impl Ctx {
@@ -513,63 +499,6 @@ fn children_of(parent: i32) -> Vec<i32> {
                 == Some(parent)
         })
         .collect()
-}
-
-/// Sets up the process model (blocked signals read from a signalfd, subreaper when not PID 1, the
-/// reaper), runs `body` on a current-thread runtime, and returns its exit code.
-pub fn with_runtime<F, Fut>(forward_to_group: bool, foreground: bool, body: F) -> i32
-where
-    F: FnOnce(Ctx, mpsc::UnboundedReceiver<i32>) -> Fut,
-    Fut: Future<Output = i32>,
-{
-    // Before any thread exists, so that every thread inherits the mask.
-    if let Err(e) = sys::block_signals() {
-        tracing::error!("cannot block signals: {e}");
-        return exit::INTERNAL;
-    }
-    if !sys::is_pid1() {
-        if let Err(e) = sys::set_child_subreaper() {
-            tracing::warn!("cannot become a child subreaper ({e}); orphans will not be reaped");
-        }
-    }
-    let fd = match sys::open_signalfd() {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::error!("cannot open a signalfd: {e}");
-            return exit::INTERNAL;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
-            return exit::INTERNAL;
-        }
-    };
-    rt.block_on(async move {
-        let reaper = Reaper::new();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(reaper::signal_loop(
-            fd,
-            reaper.clone(),
-            tx.clone(),
-            forward_to_group,
-        ));
-        let ctx = Ctx {
-            reaper,
-            copiers: Copiers::default(),
-            forward_to_group,
-            foreground,
-            stop_requests: tx,
-        };
-        let copiers = ctx.copiers.clone();
-        let code = body(ctx, rx).await;
-        copiers.drain(Duration::from_secs(2)).await;
-        code
-    })
 }
 
 #[cfg(test)]
