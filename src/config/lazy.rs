@@ -221,7 +221,11 @@ fn listen_from_block(block: &Block, job: &str, errors: &mut Errors) -> Option<Li
         Some(n) if n >= 1 => Some(n as usize),
         Some(n) => {
             if let Some(pos) = r.value("maxConnections").map(|v| v.pos.clone()) {
-                r.error(pos, "maxConnections", format!("{n} is not allowed: use 1 or more"));
+                r.error(
+                    pos,
+                    "maxConnections",
+                    format!("{n} is not allowed: use 1 or more"),
+                );
             }
             None
         }
@@ -244,13 +248,14 @@ fn listen_from_block(block: &Block, job: &str, errors: &mut Errors) -> Option<Li
         },
     };
     let address = address.and_then(|a| {
-        endpoint(&a, listen_protocol.unwrap_or(Protocol::Tcp), true).map_err(|e| {
-            r.errors().push(ConfigError::at(
-                block.pos.clone(),
-                format!("{job}: listen address {a:?}: {e}"),
-            ));
-        })
-        .ok()
+        endpoint(&a, listen_protocol.unwrap_or(Protocol::Tcp), true)
+            .map_err(|e| {
+                r.errors().push(ConfigError::at(
+                    block.pos.clone(),
+                    format!("{job}: listen address {a:?}: {e}"),
+                ));
+            })
+            .ok()
     });
     let forward = match (forward, forward_pos) {
         (Some(f), Some(pos)) => endpoint(&f, forward_protocol.unwrap_or(Protocol::Tcp), false)
@@ -495,8 +500,14 @@ mod tests {
                 cool_down_timeout: DEFAULT_COOL_DOWN_TIMEOUT
             })
         );
-        assert_eq!(plain.listen[0].address, Endpoint::Unix("/run/a.sock".into()));
-        assert_eq!(plain.listen[0].forward, Endpoint::Unix("/run/b.sock".into()));
+        assert_eq!(
+            plain.listen[0].address,
+            Endpoint::Unix("/run/a.sock".into())
+        );
+        assert_eq!(
+            plain.listen[0].forward,
+            Endpoint::Unix("/run/b.sock".into())
+        );
     }
 
     #[test]
