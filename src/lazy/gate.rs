@@ -43,9 +43,17 @@ pub enum Refused {
 #[derive(Debug)]
 enum Msg {
     Enter(oneshot::Sender<Result<(), Refused>>),
-    Leave,
-    Answered { pid: i32 },
-    NoAnswer { pid: i32, listener: String },
+    /// A connection closed; `waiting` if it never reached the upstream.
+    Leave {
+        waiting: bool,
+    },
+    Answered {
+        pid: i32,
+    },
+    NoAnswer {
+        pid: i32,
+        listener: String,
+    },
 }
 
 /// Counters of one lazy job, for logs now and for `/metrics` later.
@@ -72,12 +80,26 @@ pub struct Gate {
 #[derive(Debug)]
 pub struct Ticket {
     tx: Option<mpsc::UnboundedSender<Msg>>,
+    /// Still waiting for the upstream (held).
+    waiting: bool,
+}
+
+impl Ticket {
+    /// The connection reached the upstream of process `pid`: it is no longer held.
+    pub fn answered(&mut self, pid: i32) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Answered { pid });
+        }
+        self.waiting = false;
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Msg::Leave);
+            let _ = tx.send(Msg::Leave {
+                waiting: self.waiting,
+            });
         }
     }
 }
@@ -97,6 +119,7 @@ impl Gate {
             status: status.clone(),
             rx,
             active: 0,
+            waiting: 0,
             cool_down_at: None,
             cold_start_at: None,
             answered: None,
@@ -121,6 +144,7 @@ impl Gate {
         // The ticket exists from here on: if this connection is dropped meanwhile, it still leaves.
         let mut ticket = Ticket {
             tx: Some(self.tx.clone()),
+            waiting: true,
         };
         match rx.await {
             Ok(Ok(())) => Ok(ticket),
@@ -160,10 +184,6 @@ impl Gate {
         matches!(self.status.borrow().state, JobState::Running { pid: p, .. } if p == pid)
     }
 
-    pub fn answered(&self, pid: i32) {
-        let _ = self.tx.send(Msg::Answered { pid });
-    }
-
     pub fn no_answer(&self, pid: i32, listener: String) {
         let _ = self.tx.send(Msg::NoAnswer { pid, listener });
     }
@@ -177,6 +197,8 @@ struct Keeper {
     rx: mpsc::UnboundedReceiver<Msg>,
     /// Connections admitted and not yet closed.
     active: usize,
+    /// Of those, the ones still held (not yet through to the upstream).
+    waiting: usize,
     /// When the cool-down stops the job (only while it runs with no connection).
     cool_down_at: Option<Instant>,
     /// When the current cold start was asked for (until its first answer).
@@ -219,6 +241,7 @@ impl Keeper {
                 let admitted = self.admit().await;
                 if admitted.is_ok() {
                     self.active += 1;
+                    self.waiting += 1;
                     self.cool_down_at = None;
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     self.counters
@@ -229,16 +252,21 @@ impl Keeper {
                 // dropped, not disarmed): count it in so that the Leave balances.
                 if reply.send(admitted.clone()).is_err() && admitted.is_err() {
                     self.active += 1;
+                    self.waiting += 1;
                 }
             }
-            Msg::Leave => {
+            Msg::Leave { waiting } => {
                 self.active = self.active.saturating_sub(1);
+                if waiting {
+                    self.waiting = self.waiting.saturating_sub(1);
+                }
                 self.counters
                     .active
                     .store(self.active as u64, Ordering::Relaxed);
                 self.arm_cool_down();
             }
             Msg::Answered { pid } => {
+                self.waiting = self.waiting.saturating_sub(1);
                 if self.answered != Some(pid) {
                     self.answered = Some(pid);
                     if let Some(asked) = self.cold_start_at.take() {
@@ -311,8 +339,9 @@ impl Keeper {
                 self.refusal_logged = false;
                 self.arm_cool_down();
             }
-            // A crash while connections are open: they are demand, start it after the backoff.
-            JobState::BackingOff { .. } if self.active > 0 => {
+            // A crash while connections are held: they are demand, start it after the backoff.
+            // (Connections that were through to the crashed process are gone with it.)
+            JobState::BackingOff { .. } if self.waiting > 0 => {
                 if !self.handle.is_shutting_down() {
                     let _ = self.handle.start(&self.job).await;
                 }

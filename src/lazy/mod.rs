@@ -208,7 +208,7 @@ async fn serve_plain(client: Stream, peer: Peer, spec: &ListenSpec) {
 
 async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, hold: Duration) {
     let arrived = Instant::now();
-    let ticket = match gate.enter().await {
+    let mut ticket = match gate.enter().await {
         Ok(ticket) => ticket,
         Err(Refused::Failed) => return client.reset(),
         Err(Refused::Closing) => return close(client).await,
@@ -227,7 +227,7 @@ async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, 
         let gone = || (!gate.still_running(pid)).then(|| io::Error::other("the process exited"));
         match proxy::dial_until(&spec.forward, deadline, gone).await {
             Ok(upstream) => {
-                gate.answered(pid);
+                ticket.answered(pid);
                 break upstream;
             }
             // The process ended while we dialled: wait for the next one.

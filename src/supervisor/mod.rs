@@ -25,7 +25,9 @@
 //! that the job can be started again, until it is started, or until SIGTERM/SIGINT. A lazy job
 //! ([`JobDef::on_demand`]) is not started by the phase: it is idle until its listeners (`crate::lazy`)
 //! start it, and idle again after its cool-down; like a stopped job, an idle one keeps gantry up
-//! (its listeners keep serving) without counting as live, so it never delays a shutdown. With
+//! (its listeners keep serving) without counting as live, so it never delays a shutdown. So does a
+//! lazy job that failed for good and may fail: its listeners refuse connections, with a log line, and
+//! its state says failed (one that may not fail brings gantry down as any job does). With
 //! `--keep-running` the run phase lasts until SIGTERM/SIGINT whatever the jobs do.
 //!
 //! Rendering and probing are phases of `up` that do not involve jobs; the `up` module sequences them.
@@ -406,10 +408,13 @@ impl Supervisor {
         loop {
             let shutting_down = report.shutdown_at.is_some();
             let live = members.iter().any(|&i| self.states[i].is_live());
-            // A job stopped on request, or a lazy job waiting for connections, holds gantry up.
-            let held = members
-                .iter()
-                .any(|&i| matches!(self.states[i], JobState::Stopped(_) | JobState::Idle));
+            // A job stopped on request, or a lazy job (idle, or failed and refusing connections
+            // with a log line), holds gantry up.
+            let held = members.iter().any(|&i| match self.states[i] {
+                JobState::Stopped(_) | JobState::Idle => true,
+                JobState::Failed(_) => self.handle.jobs[i].on_demand,
+                _ => false,
+            });
             if !live && (shutting_down || !(held || opts.keep_running)) {
                 break;
             }
