@@ -230,7 +230,7 @@ def main():
         hcfg = os.path.join(tmp, "haproxy.cfg")
         with open(hcfg, "w") as f:
             f.write(
-                "global\n  maxconn 10000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+                "global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
                 f"listen p\n  bind 127.0.0.1:{h_port}\n  server u 127.0.0.1:{up_port}\n"
             )
         spawn(["haproxy", "-f", hcfg, "-db"])
