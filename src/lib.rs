@@ -12,6 +12,7 @@
 //! | `render` | `file` blocks: tera templates, the sprig-like library, atomic writes, dry-run/diff |
 //! | `renderfiles_cmd` | `gantry renderfiles`: render every file, then exec a command |
 //! | `supervisor` | job actors, the restart policy, shutdown, exit codes |
+//! | `lazy` | `listen` blocks: listeners, starting lazy jobs on connection, cool-down, the proxy |
 //! | `reaper` | spawning children and the single owner of `waitpid`; the signalfd loop |
 //! | `runtime` | the one start-up of the process model (signals, subreaper, runtime, signal loop) for `up`, flags mode, `wait`, `sidecar` |
 //! | `output` | where job output goes (passthrough, files, timestamps) |
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod flags;
+pub mod lazy;
 pub mod output;
 pub mod probe_phase;
 pub mod reaper;

@@ -102,7 +102,7 @@ pub fn up(args: &UpArgs) -> i32 {
                 .boot
                 .iter()
                 .map(JobDef::boot)
-                .chain(plan.jobs.iter().map(JobDef::job))
+                .chain(plan.jobs.iter().map(|j| crate::lazy::job_def(&plan, j)))
                 .collect();
             let mut supervisor = Supervisor::over(&ctx, defs, stops);
 
@@ -142,7 +142,18 @@ pub fn up(args: &UpArgs) -> i32 {
                 return code;
             }
 
-            // Phase 4, run.
+            // Phase 4, run. Listeners first, so that an early client waits instead of being refused.
+            if !plan.listeners.is_empty() {
+                let served = match crate::lazy::open(&plan).await {
+                    Ok(opened) => crate::lazy::serve(opened, &supervisor.handle()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::error!("{e}");
+                    supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
+                    return exit::CONFIG;
+                }
+            }
             let opts = RunOptions {
                 keep_running,
                 stop_all_when_one_ends: false,

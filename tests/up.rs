@@ -284,9 +284,9 @@ fn a_kubernetes_configmap_mount_is_loaded_once() {
 }
 
 #[test]
-fn blocks_of_later_phases_are_refused_not_ignored() {
+fn a_lazy_block_without_a_listener_is_refused_not_ignored() {
     let dir = Dir::new();
-    // `probe` blocks run now (tests/probe_phase.rs); `lazy` is still a later phase.
+    // Nothing would ever start the job: refused with its place (tests/lazy.rs runs lazy jobs).
     dir.write(
         "a.hcl",
         "job \"web\" {\n command = \"true\"\n lazy {\n  spinUpTimeout = \"5s\"\n }\n}\n",
@@ -295,7 +295,7 @@ fn blocks_of_later_phases_are_refused_not_ignored() {
     assert_eq!(out.code, Some(78));
     assert!(
         out.stderr
-            .contains("lazy blocks are recognised but not supported yet"),
+            .contains("a.hcl:3:2: job \"web\": a lazy job needs at least one listen block"),
         "{}",
         out.stderr
     );

@@ -10,6 +10,7 @@
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod lazy;
 pub mod model;
 pub mod node;
 pub mod probe;
@@ -179,10 +180,10 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
             // block has other mistakes.
             "job" => {
                 let unique = check_unique("job", block, &mut job_names, errors);
-                if let Some(job) = model::job_from_block(block, errors, &mut plan.pending) {
-                    if unique {
-                        plan.jobs.push(job);
-                    }
+                let listeners = plan.listeners.len();
+                match model::job_from_block(block, errors, &mut plan.listeners) {
+                    Some(job) if unique => plan.jobs.push(job),
+                    _ => plan.listeners.truncate(listeners),
                 }
             }
             "boot" => {
@@ -221,6 +222,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
             ),
         }
     }
+    lazy::check_plan(&plan, errors);
     plan
 }
 
@@ -327,6 +329,9 @@ pub fn describe_plan(plan: &Plan) -> String {
             );
             for w in &j.watches {
                 let _ = writeln!(out, "     watch {}: {}", w.path, w.action());
+            }
+            for line in lazy::describe(plan.listeners.iter().find(|l| l.job == j.name)) {
+                let _ = writeln!(out, "     {line}");
             }
         }
     }
@@ -475,13 +480,13 @@ mod tests {
     }
 
     #[test]
-    fn other_phases_are_pending_not_ignored() {
+    fn other_phases_are_read_not_ignored() {
         let plan = plan_of(
-            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n lazy { spinUpTimeout = \"5s\" }\n}\n",
+            "file \"/x\" { from = \"t\" }\njob \"a\" {\n command = \"x\"\n watch \"/etc/*.conf\" { signal = 12 }\n lazy { spinUpTimeout = \"5s\" }\n listen \"127.0.0.1:1\" { forward = \"127.0.0.1:2\" }\n}\n",
         )
         .expect("valid");
-        let kinds: Vec<&str> = plan.pending.iter().map(|p| p.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["lazy"]);
+        assert!(plan.pending.is_empty());
+        assert_eq!(plan.listeners[0].job, "a");
         assert_eq!(plan.files.len(), 1);
         assert_eq!(plan.jobs[0].watches.len(), 1);
     }

@@ -152,6 +152,8 @@ pub struct Plan {
     pub probes: Vec<super::probe::ProbeBlock>,
     /// Blocks gantry recognises but cannot run yet; `up` refuses to start while any remain.
     pub pending: Vec<Pending>,
+    /// The jobs' `lazy` and `listen` blocks (`config::lazy`), one entry per job that has any.
+    pub listeners: Vec<super::lazy::JobListeners>,
 }
 
 /// The attributes `job` and `boot` share.
@@ -252,11 +254,11 @@ fn label(r: &mut Reader<'_>) -> Option<String> {
     }
 }
 
-/// Reads one `job` block. Nested `watch`, `lazy` and `listen` blocks are recorded as pending.
+/// Reads one `job` block. Its `lazy` and `listen` blocks go to `listeners` (`config::lazy`).
 pub fn job_from_block(
     block: &Block,
     errors: &mut Errors,
-    pending: &mut Vec<Pending>,
+    listeners: &mut Vec<super::lazy::JobListeners>,
 ) -> Option<JobSpec> {
     let mut r = Reader::new(block, errors);
     let name = label(&mut r);
@@ -302,16 +304,7 @@ pub fn job_from_block(
     for b in r.blocks("watch") {
         watches.extend(super::watch::watch_from_block(&b, r.errors()));
     }
-    // SEAM(lazy): these blocks parse here; their modules turn them into runtime parts.
-    for kind in ["lazy", "listen"] {
-        for b in r.blocks(kind) {
-            pending.push(Pending {
-                kind: kind.to_string(),
-                title: format!("{} in {}", b.title(), block.title()),
-                pos: b.pos.clone(),
-            });
-        }
-    }
+    listeners.extend(super::lazy::read_job(&mut r, name.as_deref()));
     r.finish();
     Some(JobSpec {
         name: name?,

@@ -18,6 +18,14 @@
 //! - **Between runs** the restart [`Policy`] decides (pure: `policy`), with its backoff.
 //!
 //! Boot jobs are the same actor with a run-once policy and a timeout per run.
+//!
+//! **Lazy jobs** ([`Policy::on_demand`]) are the same actor with three differences: they begin
+//! [`JobState::Idle`] instead of not started; a stop (the listener's cool-down, the API, the shutdown)
+//! leaves them idle, where their next connection starts them again; and after a run ends the policy's
+//! backoff is waited out but the job is not started again by itself — it goes idle unless a start
+//! arrived meanwhile (then it starts when the backoff is over, not before). Failures count across
+//! those runs, so `maxAttempts` still ends a lazy job that cannot start. [`Request::FailStart`] is how
+//! a listener reports a spin-up that timed out: the process is stopped and the run counts as failed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +94,10 @@ pub enum Request {
     },
     /// Send a signal to the job's process group (`main_only = false`) or its main process.
     Signal { signal: i32, main_only: bool },
+    /// Stop the running process (stop stages, then SIGKILL) and count the run as a failed start,
+    /// whatever its exit status: a lazy job whose upstream did not answer within `spinUpTimeout`.
+    /// A job without a process is left as it is.
+    FailStart,
 }
 
 /// Why a request was refused.
@@ -157,7 +169,11 @@ pub fn spawn(
     events: mpsc::UnboundedSender<(String, JobState)>,
 ) -> JobHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (status_tx, status_rx) = watch::channel(JobStatus::new());
+    let mut initial = JobStatus::new();
+    if def.policy.on_demand {
+        initial.state = JobState::Idle;
+    }
+    let (status_tx, status_rx) = watch::channel(initial);
     let handle = JobHandle {
         name: def.name.clone(),
         tx,
@@ -191,6 +207,9 @@ enum Ran {
     Restarted(ExitStatus),
     TimedOut(ExitStatus),
     Stopped(ExitStatus),
+    /// Stopped because it did not answer in time (a lazy job's spin-up): a failed start; whether a
+    /// start arrived meanwhile.
+    FailedStart(ExitStatus, bool),
 }
 
 fn answer(reply: Option<oneshot::Sender<Reply>>, value: Reply) {
@@ -244,11 +263,15 @@ impl Actor {
                     only_if_running: false,
                     ..
                 } => {
-                    self.history = History::new(&self.def.policy);
+                    // An idle lazy job keeps its failures: its connections start it again and
+                    // again, and maxAttempts must still end a job that cannot start.
+                    if self.state() != JobState::Idle {
+                        self.history = History::new(&self.def.policy);
+                    }
                     self.cycle(reply).await;
                 }
                 Request::Signal { .. } => answer(reply, Err(self.not_running())),
-                Request::Stop | Request::Kill | Request::Restart { .. } => {
+                Request::Stop | Request::Kill | Request::Restart { .. } | Request::FailStart => {
                     answer(reply, Ok(self.state()))
                 }
             }
@@ -259,6 +282,8 @@ impl Actor {
     /// `reply` is answered once the first process has started (or could not be).
     async fn cycle(&mut self, mut reply: Option<oneshot::Sender<Reply>>) {
         let (name, kind) = (self.def.name.clone(), self.def.kind.noun());
+        // An on-demand job: a start is waiting for the backoff to end.
+        let mut wanted = false;
         loop {
             self.set(JobState::Starting);
             let started = Instant::now();
@@ -284,8 +309,21 @@ impl Actor {
                         Ran::Stopped(status) => {
                             self.record_exit(status);
                             tracing::info!("{kind} {name:?} stopped ({status})");
-                            self.set(JobState::Stopped(Some(status)));
+                            self.set(if self.def.policy.on_demand {
+                                JobState::Idle
+                            } else {
+                                JobState::Stopped(Some(status))
+                            });
                             return;
+                        }
+                        Ran::FailedStart(status, again) => {
+                            self.record_exit(status);
+                            wanted = again;
+                            if status.success() {
+                                ExitStatus::Code(1)
+                            } else {
+                                status
+                            }
                         }
                         Ran::Restarted(status) => {
                             self.record_exit(status);
@@ -347,6 +385,16 @@ impl Actor {
                 attempt: self.history.failures,
             });
             answer(reply.take(), Ok(self.state()));
+            if self.def.policy.on_demand {
+                if !self
+                    .back_off_on_demand(until, std::mem::take(&mut wanted))
+                    .await
+                {
+                    self.set(JobState::Idle);
+                    return;
+                }
+                continue;
+            }
             if !self.back_off(until).await {
                 self.set(JobState::Stopped(None));
                 return;
@@ -371,7 +419,32 @@ impl Actor {
                             answer(reply, Ok(JobState::Stopped(None)));
                             return false;
                         }
-                        Request::Restart { .. } => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                        Request::Signal { .. } => answer(reply, Err(self.not_running())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits out the backoff of an on-demand job. Returns `true` to start it when the backoff is
+    /// over (a start arrived meanwhile), `false` to leave it idle (none did, or a stop did).
+    async fn back_off_on_demand(&mut self, until: Instant, mut wanted: bool) -> bool {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return wanted,
+                envelope = self.rx.recv() => {
+                    let Some((request, reply)) = envelope else { return false };
+                    match request {
+                        Request::Start | Request::Restart { only_if_running: false, .. } => {
+                            wanted = true;
+                            answer(reply, Ok(self.state()));
+                        }
+                        Request::Stop | Request::Kill => {
+                            answer(reply, Ok(JobState::Idle));
+                            return false;
+                        }
+                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -423,6 +496,13 @@ impl Actor {
                             let group = !main_only && self.ctx.forward_to_group;
                             self.ctx.launcher.signal(child.pid, signal, group);
                             answer(reply, Ok(self.state()));
+                        }
+                        Request::FailStart => {
+                            let stop = self.def.stop.clone();
+                            answer(reply, Ok(JobState::Stopping { pid: child.pid, since: Instant::now() }));
+                            // A start that arrived meanwhile is served once the backoff is over.
+                            let (status, again) = self.stop(&mut child, &stop, false).await;
+                            return Ran::FailedStart(status, again);
                         }
                         Request::Restart { signal, .. } => {
                             let mut stop = self.def.stop.clone();
@@ -487,7 +567,7 @@ impl Actor {
                                 again = false;
                                 answer(reply, Ok(self.state()));
                             }
-                            Request::Restart { .. } => answer(reply, Ok(self.state())),
+                            Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
                         }
                     }
                 }

@@ -22,7 +22,12 @@
 //! - the shutdown has begun: `up` exits once everything has stopped.
 //!
 //! A job *stopped on request* (not by the shutdown) does not end the phase: gantry keeps running so
-//! that the job can be started again, until it is started, or until SIGTERM/SIGINT. With
+//! that the job can be started again, until it is started, or until SIGTERM/SIGINT. A lazy job
+//! ([`JobDef::on_demand`]) is not started by the phase: it is idle until its listeners (`crate::lazy`)
+//! start it, and idle again after its cool-down; like a stopped job, an idle one keeps gantry up
+//! (its listeners keep serving) without counting as live, so it never delays a shutdown. So does a
+//! lazy job that failed for good and may fail: its listeners refuse connections, with a log line, and
+//! its state says failed (one that may not fail brings gantry down as any job does). With
 //! `--keep-running` the run phase lasts until SIGTERM/SIGINT whatever the jobs do.
 //!
 //! Rendering and probing are phases of `up` that do not involve jobs; the `up` module sequences them.
@@ -125,6 +130,13 @@ impl JobDef {
         }
     }
 
+    /// The same job, started on demand (a lazy job: see [`Policy::on_demand`]). The run phase leaves
+    /// it idle; its listeners start it.
+    pub fn on_demand(mut self) -> Self {
+        self.policy.on_demand = true;
+        self
+    }
+
     /// A boot job of the plan: run once, within its timeout.
     pub fn boot(spec: &BootJob) -> Self {
         JobDef {
@@ -148,6 +160,8 @@ struct Entry {
     kind: Kind,
     controllable: bool,
     can_fail: bool,
+    /// A lazy job: the run phase does not start it.
+    on_demand: bool,
 }
 
 /// One job as [`Handle::list`] and [`Handle::status`] describe it.
@@ -291,6 +305,7 @@ impl Supervisor {
         let mut index = HashMap::new();
         for def in defs {
             let (kind, controllable, can_fail) = (def.kind, def.controllable, def.can_fail);
+            let on_demand = def.policy.on_demand;
             let watches = def.watches.clone();
             let handle = job::spawn(def, actor_ctx.clone(), ev_tx.clone());
             for spec in watches {
@@ -305,6 +320,7 @@ impl Supervisor {
                 kind,
                 controllable,
                 can_fail,
+                on_demand,
             });
         }
         let states = vec![JobState::NotStarted; jobs.len()];
@@ -363,7 +379,13 @@ impl Supervisor {
             .filter(|&i| self.handle.jobs[i].kind == kind)
             .collect();
         for &i in &members {
-            self.handle.jobs[i].handle.send(Request::Start);
+            let entry = &self.handle.jobs[i];
+            if entry.on_demand {
+                // A lazy job: its listeners start it on the first connection (maybe already).
+                self.states[i] = entry.handle.status().state;
+                continue;
+            }
+            entry.handle.send(Request::Start);
             // Until its actor reports, the job counts as starting: the phase is not over.
             self.states[i] = JobState::Starting;
         }
@@ -376,9 +398,13 @@ impl Supervisor {
         loop {
             let shutting_down = report.shutdown_at.is_some();
             let live = members.iter().any(|&i| self.states[i].is_live());
-            let held = members
-                .iter()
-                .any(|&i| matches!(self.states[i], JobState::Stopped(_)));
+            // A job stopped on request, or a lazy job (idle, or failed and refusing connections
+            // with a log line), holds gantry up.
+            let held = members.iter().any(|&i| match self.states[i] {
+                JobState::Stopped(_) | JobState::Idle => true,
+                JobState::Failed(_) => self.handle.jobs[i].on_demand,
+                _ => false,
+            });
             if !live && (shutting_down || !(held || opts.keep_running)) {
                 break;
             }

@@ -10,6 +10,8 @@
 //!   (`-1` = never give up).
 //! - restarts wait with exponential backoff: 1 s, doubling to a cap (30 s).
 //! - a run that lasted at least the stable period (30 s) resets both the failure count and the backoff.
+//! - an on-demand job (a lazy job) is never restarted by the policy alone: after the backoff it waits
+//!   for its next demand (a connection); the failures still count towards `maxAttempts`.
 
 use std::time::Duration;
 
@@ -24,6 +26,9 @@ pub struct Policy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub stable_after: Duration,
+    /// Started by demand (a lazy job's connections), not by the policy: after the backoff the job
+    /// waits, idle, for the next start; a stop returns it to idle. The actor reads this.
+    pub on_demand: bool,
 }
 
 impl Policy {
@@ -34,6 +39,7 @@ impl Policy {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             stable_after: Duration::from_secs(30),
+            on_demand: false,
         }
     }
 

@@ -457,3 +457,126 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
     }
     out
 }
+
+// Lazy (on-demand) jobs: started by their listeners, idle between runs.
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_is_idle_and_the_run_phase_neither_starts_it_nor_ends_over_it() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let lazy = def("lazy", Attempts::Limited(3), secs(1)).on_demand();
+    let mut sup = supervisor(&launcher, vec![lazy]);
+    let handle = sup.handle();
+    assert_eq!(
+        handle.status("lazy").expect("lazy").status.state,
+        JobState::Idle
+    );
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    tokio::time::sleep(secs(3600)).await;
+    assert!(
+        launcher.launches().is_empty(),
+        "the run phase started a lazy job"
+    );
+    assert!(
+        !phase.is_finished(),
+        "an idle lazy job keeps gantry serving"
+    );
+    // The shutdown is not delayed by it either.
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.cause, Cause::Signal(libc::SIGTERM));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_lazy_job_is_idle_again_and_the_next_start_is_a_new_process() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let (handle, _events) = actor(
+        &launcher,
+        def("lazy", Attempts::Limited(3), secs(1)).on_demand(),
+    );
+    handle.request(Request::Start).await.expect("start");
+    handle.request(Request::Stop).await.expect("stop");
+    until(&handle, |s| *s == JobState::Idle).await;
+    handle.request(Request::Start).await.expect("start again");
+    assert!(matches!(
+        handle.status().state,
+        JobState::Running { pid: 1001, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_lazy_job_waits_for_a_start_and_then_for_its_backoff() {
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, _events) = actor(
+        &launcher,
+        def("lazy", Attempts::Limited(5), secs(1)).on_demand(),
+    );
+    handle.send(Request::Start);
+    // It crashed: backing off for 1 s, then idle, not started again by itself.
+    until(&handle, |s| matches!(s, JobState::BackingOff { .. })).await;
+    until(&handle, |s| *s == JobState::Idle).await;
+    tokio::time::sleep(secs(3600)).await;
+    assert_eq!(launcher.launches().len(), 1);
+    // A start (a connection) starts it again at once: the backoff is over.
+    handle.send(Request::Start);
+    until(&handle, |s| {
+        matches!(s, JobState::BackingOff { attempt: 2, .. })
+    })
+    .await;
+    let second = launcher.launches()[1].1;
+    // A start during the backoff (2 s now) is served when the backoff ends, not before.
+    launcher.set_script(Script::RunUntilSignalled);
+    handle.request(Request::Start).await.expect("start");
+    assert_eq!(launcher.launches().len(), 2);
+    until(&handle, |s| matches!(s, JobState::Running { .. })).await;
+    assert_eq!(launcher.launches()[2].1 - second, secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_that_keeps_failing_fails_for_good_after_max_attempts() {
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, _events) = actor(
+        &launcher,
+        def("lazy", Attempts::Limited(3), secs(1)).on_demand(),
+    );
+    for _ in 0..3 {
+        handle.send(Request::Start);
+        until(&handle, |s| !matches!(s, JobState::Idle)).await;
+        until(&handle, |s| {
+            matches!(s, JobState::Idle | JobState::Failed(_))
+        })
+        .await;
+    }
+    assert_eq!(handle.status().state, JobState::Failed(ExitStatus::Code(1)));
+    assert_eq!(launcher.launches().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_stops_the_process_and_counts_even_after_a_clean_exit() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let (handle, _events) = actor(
+        &launcher,
+        def("lazy", Attempts::Limited(1), secs(3)).on_demand(),
+    );
+    handle.request(Request::Start).await.expect("start");
+    let begin = Instant::now();
+    handle
+        .request(Request::FailStart)
+        .await
+        .expect("fail start");
+    until(&handle, |s| matches!(s, JobState::Failed(_))).await;
+    let signals: Vec<(i32, Duration)> = launcher
+        .signals()
+        .iter()
+        .map(|&(_, sig, at)| (sig, at - begin))
+        .collect();
+    // The job's own stop: its signal, its grace, then SIGKILL.
+    assert_eq!(
+        signals,
+        vec![(libc::SIGTERM, secs(0)), (libc::SIGKILL, secs(3))]
+    );
+    // FailStart on a job without a process changes nothing.
+    assert_eq!(
+        handle.request(Request::FailStart).await,
+        Ok(JobState::Failed(ExitStatus::Signaled(libc::SIGKILL)))
+    );
+}

@@ -1,0 +1,265 @@
+//! Listeners: lazy jobs started by their first connection, and always-on forwarders.
+//!
+//! **Theory of operation.** `up` opens every `listen` address ([`open`]) at the start of the run
+//! phase, before any job starts, so a client that connects early waits in the backlog instead of
+//! being refused; then [`serve`] runs one accept loop per listener and, for each lazy job, one keeper
+//! ([`gate`]). A lazy job's actor is told it is on demand (`JobDef::on_demand`): the run phase leaves
+//! it idle.
+//!
+//! Each accepted connection is one task (no thread) that
+//! 1. enters the job's gate — the keeper starts the job through the supervisor handle if it does not
+//!    run, or refuses the connection if the job has failed for good;
+//! 2. waits for the job's process to run and dials the upstream with a fast backoff (2 ms doubling to
+//!    25 ms) until it answers or the process has run for `spinUpTimeout`; every connection that
+//!    arrives during the spin-up is held the same way. A spin-up that times out closes the held
+//!    clients, is logged, and counts as a failed start of the job (its process is stopped);
+//! 3. writes the PROXY header if asked, and relays ([`proxy`]) until both sides are done;
+//! 4. leaves the gate: after the last connection, the cool-down timer starts.
+//!
+//! A `listen` block on a job without `lazy` is a plain forwarder: steps 2 (bounded by the default
+//! `spinUpTimeout`, in case the job is restarting) and 3 only. `maxConnections` stops accepting while
+//! that many connections are open; further clients wait in the kernel's backlog. An accept error
+//! (out of file descriptors, say) is logged and retried, never fatal.
+//!
+//! Everything here lives on `up`'s runtime; when `up` returns, the listeners and every connection are
+//! closed, and unix socket files removed.
+
+pub mod gate;
+pub mod net;
+pub mod proxy;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::lazy::{ListenSpec, DEFAULT_SPIN_UP_TIMEOUT};
+use crate::config::{JobSpec, Plan};
+use crate::supervisor::{Handle, JobDef};
+use gate::{Gate, Refused};
+use net::{Listener, Peer, Stream};
+
+/// The job's definition for the supervisor: on demand when the plan makes it lazy.
+pub fn job_def(plan: &Plan, spec: &JobSpec) -> JobDef {
+    let def = JobDef::job(spec);
+    let lazy = plan
+        .listeners
+        .iter()
+        .any(|l| l.job == spec.name && l.lazy.is_some());
+    if lazy {
+        def.on_demand()
+    } else {
+        def
+    }
+}
+
+/// One bound listener and what it serves.
+#[derive(Debug)]
+pub struct Bound {
+    pub job: String,
+    pub spec: ListenSpec,
+    pub listener: Listener,
+    lazy: Option<(crate::config::lazy::LazySpec, Duration)>,
+}
+
+/// Every listener of the plan, bound, not accepting yet.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub bound: Vec<Bound>,
+}
+
+/// Binds every `listen` address of the plan. The error names the block and the address.
+pub async fn open(plan: &Plan) -> Result<Opened, String> {
+    let mut opened = Opened::default();
+    for jl in &plan.listeners {
+        let stop_total = plan
+            .jobs
+            .iter()
+            .find(|j| j.name == jl.job)
+            .map_or(Duration::ZERO, |j| j.stop.total());
+        for spec in &jl.listen {
+            let listener = net::bind(&spec.address).await.map_err(|e| {
+                format!(
+                    "{}: job {:?}: cannot listen on {}: {e}",
+                    spec.pos, jl.job, spec.address
+                )
+            })?;
+            opened.bound.push(Bound {
+                job: jl.job.clone(),
+                spec: spec.clone(),
+                listener,
+                lazy: jl.lazy.map(|l| (l, gate::hold_limit(&l, stop_total))),
+            });
+        }
+    }
+    Ok(opened)
+}
+
+/// Starts the keepers and accept loops on the current runtime. Returns the gates of the lazy jobs.
+pub fn serve(opened: Opened, handle: &Handle) -> Result<Vec<Gate>, String> {
+    let mut gates: Vec<Gate> = Vec::new();
+    for bound in opened.bound {
+        let gate = match bound.lazy {
+            Some((lazy, hold)) => {
+                let gate = match gates.iter().find(|g| *g.job == *bound.job) {
+                    Some(g) => g.clone(),
+                    None => {
+                        let g = Gate::spawn(&bound.job, lazy, handle.clone())?;
+                        gates.push(g.clone());
+                        g
+                    }
+                };
+                Some((gate, hold))
+            }
+            None => None,
+        };
+        let what = match bound.listener.local_addr() {
+            Some(addr) => format!("tcp {addr}"),
+            None => bound.spec.address.to_string(),
+        };
+        tracing::info!(
+            "job {:?}: listening on {what}, forwarding to {}{}",
+            bound.job,
+            bound.spec.forward,
+            if gate.is_some() { " (lazy)" } else { "" }
+        );
+        tokio::spawn(accept_loop(
+            bound.listener,
+            Arc::new(bound.spec),
+            gate,
+            what,
+        ));
+    }
+    Ok(gates)
+}
+
+/// Accepts until the runtime ends; each connection is a task of its own.
+async fn accept_loop(
+    listener: Listener,
+    spec: Arc<ListenSpec>,
+    gate: Option<(Gate, Duration)>,
+    what: String,
+) {
+    let limit = spec.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+    let mut failing = false;
+    loop {
+        // At the limit, stop accepting: the next clients wait in the backlog.
+        let permit = match &limit {
+            Some(sem) => match sem.clone().acquire_owned().await {
+                Ok(p) => Some(p),
+                Err(_) => return,
+            },
+            None => None,
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                failing = false;
+                tracing::debug!("{what}: connection from {peer}");
+                let spec = spec.clone();
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    match gate {
+                        Some((gate, hold)) => serve_lazy(stream, peer, &spec, &gate, hold).await,
+                        None => serve_plain(stream, peer, &spec).await,
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) if transient(&e) => {}
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("{what}: cannot accept connections ({e}); retrying");
+                    failing = true;
+                }
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accept errors about one connection that went away before it was accepted.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+async fn serve_plain(client: Stream, peer: Peer, spec: &ListenSpec) {
+    let deadline = Instant::now() + DEFAULT_SPIN_UP_TIMEOUT;
+    match proxy::dial_until(&spec.forward, deadline, || None).await {
+        Ok(upstream) => forward(client, upstream, peer, spec).await,
+        Err(e) => {
+            tracing::warn!(
+                "connection from {peer}: {} did not answer ({e}); closing it",
+                spec.forward
+            );
+            close(client).await;
+        }
+    }
+}
+
+async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, hold: Duration) {
+    let arrived = Instant::now();
+    let mut ticket = match gate.enter().await {
+        Ok(ticket) => ticket,
+        Err(Refused::Failed) => return client.reset(),
+        Err(Refused::Closing) => return close(client).await,
+    };
+    let hold_until = arrived + hold;
+    let upstream = loop {
+        let running = tokio::time::timeout_at(hold_until, gate.running()).await;
+        let Ok(Some((pid, since))) = running else {
+            tracing::warn!(
+                "job {:?}: connection from {peer} closed: the job did not start running",
+                &*gate.job
+            );
+            return close(client).await;
+        };
+        let deadline = (since + gate.lazy.spin_up_timeout).min(hold_until);
+        let gone = || (!gate.still_running(pid)).then(|| io::Error::other("the process exited"));
+        match proxy::dial_until(&spec.forward, deadline, gone).await {
+            Ok(upstream) => {
+                ticket.answered(pid);
+                break upstream;
+            }
+            // The process ended while we dialled: wait for the next one.
+            Err(_) if !gate.still_running(pid) => continue,
+            Err(e) => {
+                gate.no_answer(pid, spec.forward.to_string());
+                tracing::debug!(
+                    "job {:?}: connection from {peer} closed: {} did not answer ({e})",
+                    &*gate.job,
+                    spec.forward
+                );
+                return close(client).await;
+            }
+        }
+    };
+    forward(client, upstream, peer, spec).await;
+    drop(ticket);
+}
+
+/// PROXY header (if asked), then the relay.
+async fn forward(client: Stream, mut upstream: Stream, peer: Peer, spec: &ListenSpec) {
+    if let Some(version) = spec.proxy_protocol {
+        if let Err(e) = proxy::send_header(&mut upstream, version, &peer).await {
+            tracing::debug!("connection from {peer}: cannot send the PROXY header: {e}");
+            return client.reset();
+        }
+    }
+    let ended = proxy::relay(client, upstream).await;
+    tracing::debug!("connection from {peer} ended: {ended:?}");
+}
+
+/// Closes a client that will not be served with a FIN (not a reset).
+async fn close(mut client: Stream) {
+    let _ = client.shutdown().await;
+}

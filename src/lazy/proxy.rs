@@ -1,0 +1,334 @@
+//! The proxy hop: dialling the upstream with a fast backoff, the PROXY protocol header, and the
+//! bidirectional copy.
+//!
+//! [`relay`] is one future per connection (no thread, no second task) that copies both directions
+//! through two fixed buffers of [`BUF`] bytes — memory per connection is bounded whatever the peers
+//! do. End of input on one side is passed on as a half-close (`shutdown(SHUT_WR)`), so a client that
+//! shuts its write side still reads the whole reply. An error on one side (a reset, a broken pipe)
+//! resets the other side, so a client sees an upstream reset as a reset rather than a clean end. When
+//! the future ends or is dropped, both sockets are closed: nothing outlives the connection.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+
+use super::net::{self, Peer, Stream};
+use crate::config::lazy::{Endpoint, ProxyProtocol};
+
+/// Bytes buffered per direction of one connection.
+pub const BUF: usize = 64 * 1024;
+
+/// The first pause between two dials of an upstream that is not listening yet.
+pub const FIRST_RETRY: Duration = Duration::from_millis(2);
+/// The longest pause between two dials (so a held client waits at most this long after the
+/// upstream starts listening).
+pub const MAX_RETRY: Duration = Duration::from_millis(25);
+
+/// Dials `endpoint` until it answers or `deadline` passes, pausing 2 ms, 4 ms, ... up to 25 ms
+/// between attempts. The last error is returned when the deadline passed first. `abort` is polled
+/// between attempts: when it yields, dialling stops with that error.
+pub async fn dial_until(
+    endpoint: &Endpoint,
+    deadline: Instant,
+    mut abort: impl FnMut() -> Option<io::Error>,
+) -> io::Result<Stream> {
+    let mut pause = FIRST_RETRY;
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, net::dial(endpoint)).await;
+        let err = match attempt {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => e,
+            Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        };
+        if let Some(e) = abort() {
+            return Err(e);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep_until((now + pause).min(deadline)).await;
+        pause = (pause * 2).min(MAX_RETRY);
+    }
+}
+
+/// The PROXY protocol header announcing `peer` (`UNKNOWN`/`LOCAL` for a unix client).
+pub fn proxy_header(version: ProxyProtocol, peer: &Peer) -> Vec<u8> {
+    let addrs = match (peer.client, peer.local) {
+        (Some(c), Some(l)) => Some(same_family(c, l)),
+        _ => None,
+    };
+    match version {
+        ProxyProtocol::V1 => match addrs {
+            Some((c, l)) => {
+                let fam = if c.is_ipv4() { "TCP4" } else { "TCP6" };
+                format!(
+                    "PROXY {fam} {} {} {} {}\r\n",
+                    c.ip(),
+                    l.ip(),
+                    c.port(),
+                    l.port()
+                )
+                .into_bytes()
+            }
+            None => b"PROXY UNKNOWN\r\n".to_vec(),
+        },
+        ProxyProtocol::V2 => {
+            let mut out = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+            match addrs {
+                Some((SocketAddr::V4(c), SocketAddr::V4(l))) => {
+                    out.extend_from_slice(&[0x21, 0x11, 0, 12]);
+                    out.extend_from_slice(&c.ip().octets());
+                    out.extend_from_slice(&l.ip().octets());
+                    out.extend_from_slice(&c.port().to_be_bytes());
+                    out.extend_from_slice(&l.port().to_be_bytes());
+                }
+                Some((c, l)) => {
+                    let v6 = |a: SocketAddr| match a {
+                        SocketAddr::V6(a) => a.ip().octets(),
+                        SocketAddr::V4(a) => a.ip().to_ipv6_mapped().octets(),
+                    };
+                    out.extend_from_slice(&[0x21, 0x21, 0, 36]);
+                    out.extend_from_slice(&v6(c));
+                    out.extend_from_slice(&v6(l));
+                    out.extend_from_slice(&c.port().to_be_bytes());
+                    out.extend_from_slice(&l.port().to_be_bytes());
+                }
+                // LOCAL: the receiver uses the connection's own addresses.
+                None => out.extend_from_slice(&[0x20, 0x00, 0, 0]),
+            }
+            out
+        }
+    }
+}
+
+/// An IPv4 client on a dual-stack listener shows as `::ffff:a.b.c.d`; announce it as IPv4.
+fn same_family(client: SocketAddr, local: SocketAddr) -> (SocketAddr, SocketAddr) {
+    let v4 = |a: SocketAddr| match a {
+        SocketAddr::V6(v6) => v6
+            .ip()
+            .to_ipv4_mapped()
+            .map(|ip| SocketAddr::new(ip.into(), v6.port())),
+        SocketAddr::V4(_) => Some(a),
+    };
+    match (v4(client), v4(local)) {
+        (Some(c), Some(l)) => (c, l),
+        _ => (client, local),
+    }
+}
+
+/// Writes the PROXY header to a freshly dialled upstream.
+pub async fn send_header(
+    upstream: &mut Stream,
+    version: ProxyProtocol,
+    peer: &Peer,
+) -> io::Result<()> {
+    upstream.write_all(&proxy_header(version, peer)).await
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Both directions reached end of input and were passed on.
+    Clean { up: u64, down: u64 },
+    /// The client failed (reset, broken pipe); the upstream was reset.
+    Client(io::Error),
+    /// The upstream failed; the client was reset.
+    Upstream(io::Error),
+}
+
+/// One direction of a relay.
+struct Half {
+    buf: Box<[u8]>,
+    pos: usize,
+    cap: usize,
+    eof: bool,
+    done: bool,
+    total: u64,
+}
+
+/// Which side an error came from.
+enum Side {
+    Reader(io::Error),
+    Writer(io::Error),
+}
+
+impl Half {
+    fn new() -> Self {
+        Half {
+            buf: vec![0; BUF].into_boxed_slice(),
+            pos: 0,
+            cap: 0,
+            eof: false,
+            done: false,
+            total: 0,
+        }
+    }
+
+    /// Moves what it can from `from` to `to`; `Ready` once the input ended and was passed on.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+        to: &mut Stream,
+    ) -> Poll<Result<(), Side>> {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            if self.pos == self.cap && !self.eof {
+                let mut rb = ReadBuf::new(&mut self.buf);
+                match Pin::new(&mut *from).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        if n == 0 {
+                            self.eof = true;
+                        } else {
+                            self.pos = 0;
+                            self.cap = n;
+                            self.total += n as u64;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Reader(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            while self.pos < self.cap {
+                match Pin::new(&mut *to).poll_write(cx, &self.buf[self.pos..self.cap]) {
+                    Poll::Ready(Ok(0)) => {
+                        let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
+                        return Poll::Ready(Err(Side::Writer(e)));
+                    }
+                    Poll::Ready(Ok(n)) => self.pos += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.eof {
+                // Pass the end of input on as a half-close; the other direction goes on.
+                match Pin::new(&mut *to).poll_shutdown(cx) {
+                    Poll::Ready(Ok(())) => self.done = true,
+                    // The peer is already gone: nothing left to tell it.
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                        self.done = true
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+/// Copies between `client` and `upstream` until both directions ended or one side failed (see the
+/// module doc). Both sockets are closed on return, the healthy one with a reset if the other failed.
+pub async fn relay(mut client: Stream, mut upstream: Stream) -> Ended {
+    let mut up = Half::new();
+    let mut down = Half::new();
+    let outcome = poll_fn(|cx| {
+        let a = up.poll(cx, &mut client, &mut upstream);
+        if let Poll::Ready(Err(side)) = a {
+            return Poll::Ready(Err(match side {
+                Side::Reader(e) => Ended::Client(e),
+                Side::Writer(e) => Ended::Upstream(e),
+            }));
+        }
+        let b = down.poll(cx, &mut upstream, &mut client);
+        if let Poll::Ready(Err(side)) = b {
+            return Poll::Ready(Err(match side {
+                Side::Reader(e) => Ended::Upstream(e),
+                Side::Writer(e) => Ended::Client(e),
+            }));
+        }
+        if a.is_ready() && b.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    match outcome {
+        Ok(()) => Ended::Clean {
+            up: up.total,
+            down: down.total,
+        },
+        Err(ended) => {
+            match &ended {
+                Ended::Client(_) => upstream.reset(),
+                Ended::Upstream(_) => client.reset(),
+                Ended::Clean { .. } => {}
+            }
+            ended
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn peer(c: &str, l: &str) -> Peer {
+        Peer {
+            client: Some(c.parse().expect("addr")),
+            local: Some(l.parse().expect("addr")),
+        }
+    }
+
+    #[test]
+    fn proxy_v1_headers() {
+        let p = peer("10.1.2.3:5555", "127.0.0.1:80");
+        assert_eq!(
+            proxy_header(ProxyProtocol::V1, &p),
+            b"PROXY TCP4 10.1.2.3 127.0.0.1 5555 80\r\n"
+        );
+        let mapped = SocketAddr::new(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().into(), 1);
+        let l = SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), 2);
+        let p = Peer {
+            client: Some(mapped),
+            local: Some(l),
+        };
+        assert_eq!(
+            proxy_header(ProxyProtocol::V1, &p),
+            b"PROXY TCP4 10.0.0.1 127.0.0.1 1 2\r\n"
+        );
+        let p = peer("[::1]:7", "[::1]:8");
+        assert_eq!(
+            proxy_header(ProxyProtocol::V1, &p),
+            b"PROXY TCP6 ::1 ::1 7 8\r\n"
+        );
+        let unix = Peer {
+            client: None,
+            local: None,
+        };
+        assert_eq!(proxy_header(ProxyProtocol::V1, &unix), b"PROXY UNKNOWN\r\n");
+    }
+
+    #[test]
+    fn proxy_v2_headers() {
+        let h = proxy_header(ProxyProtocol::V2, &peer("10.1.2.3:258", "127.0.0.1:80"));
+        assert_eq!(&h[..12], b"\r\n\r\n\0\r\nQUIT\n");
+        assert_eq!(
+            &h[12..],
+            &[0x21, 0x11, 0, 12, 10, 1, 2, 3, 127, 0, 0, 1, 1, 2, 0, 80]
+        );
+        let h = proxy_header(ProxyProtocol::V2, &peer("[::1]:1", "[::2]:2"));
+        assert_eq!(&h[12..16], &[0x21, 0x21, 0, 36]);
+        assert_eq!(&h[16..32], &Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(h.len(), 16 + 36);
+        let unix = Peer {
+            client: None,
+            local: None,
+        };
+        assert_eq!(
+            &proxy_header(ProxyProtocol::V2, &unix)[12..],
+            &[0x20, 0, 0, 0]
+        );
+    }
+}
