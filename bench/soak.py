@@ -3,7 +3,7 @@
 - a restart-forever job (restartDelay 10ms) killed with SIGKILL 1,000 times;
 - a job that forks orphans continuously (double fork: they are re-parented to gantry, PID 1);
 - a job whose watch file is rewritten every 100 ms (each change a validated SIGHUP reload), and a
-  second watch with `restart = true` changed every second;
+  second job whose `restart = true` watch file changes every second;
 - a job writing timestamped output continuously (gantry copies every line).
 
 gantry's RSS, open descriptors, threads and the zombies among its children are sampled once the
@@ -98,6 +98,10 @@ job "reloaded" {{
       args = ["-q", "^ok", "{watched}"]
     }}
   }}
+}}
+job "restarted" {{
+  command = "sleep"
+  args = ["7200"]
   watch "{restart_file}" {{
     restart = true
     debounce = "20ms"
