@@ -847,3 +847,184 @@ fn a_planted_symlink_is_replaced_by_a_file_owned_as_configured() {
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
     assert_eq!(meta.mode() & 0o7777, 0o640);
 }
+
+// ---- template errors and limits -----------------------------------------------------------------
+
+/// A config with one `file` block per template in `templates` (written as t0.tera, t1.tera, ...).
+fn config_with_templates(dir: &Dir, templates: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut hcl = String::new();
+    let mut paths = Vec::new();
+    for (i, text) in templates.iter().enumerate() {
+        let tpl = dir.write(&format!("t{i}.tera"), text);
+        hcl.push_str(&format!(
+            "file \"{}\" {{\n from = \"{}\"\n}}\n",
+            dir.join(&format!("out/{i}.conf")).display(),
+            tpl.display()
+        ));
+        paths.push(tpl);
+    }
+    config(dir, &hcl);
+    paths
+}
+
+#[test]
+fn template_errors_name_the_variable_but_never_its_value() {
+    let dir = Dir::new();
+    let secret = "pg-Pa55w0rd-9f8e7d6c";
+    let templates = [
+        "ok\n{{ Env.DB_PASSWORD | atoi }}\n",
+        "{{ Env.DB_PASSWORD | b64dec }}",
+        "{{ Env.DB_PASSWORD | date(format='%Y') }}",
+        "{{ Params[Env.DB_PASSWORD] }}",
+        "{{ Env.DB_PASSWORD | round }}",
+        "{{ Env.DB_PASSWORD | add(value=1) }}",
+        "{{ env(name='DB_PASSWORD') | fromJson }}",
+    ];
+    let paths = config_with_templates(&dir, &templates);
+    let mut cmd = gantry(&["renderfiles", "-c", &cfg(&dir), "--", "true"]);
+    cmd.env("DB_PASSWORD", secret);
+    let out = run(cmd);
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    assert!(!out.stderr.contains(secret), "{}", out.stderr);
+    assert!(!out.stderr.contains("Pa55w0rd"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{}:2:1: ", paths[0].display())),
+        "{}",
+        out.stderr
+    );
+    for path in &paths[1..] {
+        assert!(
+            out.stderr.contains(&format!("{}:1:1: ", path.display())),
+            "{}: {}",
+            path.display(),
+            out.stderr
+        );
+    }
+    for path in &paths {
+        let line = error_about(&out.stderr, path);
+        assert!(
+            line.contains("Env.DB_PASSWORD"),
+            "the error does not name the variable: {line}"
+        );
+    }
+}
+
+/// The error line a run printed about `tpl`.
+fn error_about(stderr: &str, tpl: &Path) -> String {
+    let needle = format!("{}:", tpl.display());
+    stderr
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no error about {needle} in {stderr}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn templates_that_never_end_are_errors_in_check_renderfiles_and_up_alike() {
+    let dir = Dir::new();
+    // Each of these used to overflow the stack (SIGABRT), and `check` called them valid.
+    let deep_ifs = "{% if true %}\n".repeat(20_000) + &"{% endif %}\n".repeat(20_000);
+    let cases = [
+        (
+            "includes itself",
+            "a\n{% include \"SELF\" %}\n".to_string(),
+            "2:1",
+        ),
+        (
+            "always calls itself",
+            "{% macro f(n) %}\n  {{ self::f(n=n) }}\n{% endmacro %}\n{{ self::f(n=1) }}\n"
+                .to_string(),
+            "2:6",
+        ),
+        ("65th block", deep_ifs, "65:1"),
+        (
+            "imports itself",
+            "{% import \"SELF\" as m %}\n".to_string(),
+            "1:1",
+        ),
+    ];
+    for (what, text, at) in cases {
+        let tpl = dir.join(&format!("{}.tera", at.replace(':', "_")));
+        std::fs::write(&tpl, text.replace("SELF", &tpl.display().to_string())).expect("write");
+        config(
+            &dir,
+            &format!(
+                "file \"{}\" {{\n from = \"{}\"\n}}\n",
+                dir.join("out.conf").display(),
+                tpl.display()
+            ),
+        );
+        let mut lines = Vec::new();
+        for mode in ["check", "renderfiles", "up"] {
+            let out = run(gantry(&[mode, "-c", &cfg(&dir)]));
+            assert_eq!(out.signal, None, "{what}: gantry {mode} died of a signal");
+            assert_eq!(out.code, Some(65), "{what}: gantry {mode}: {}", out.stderr);
+            let line = error_about(&out.stderr, &tpl);
+            assert!(
+                line.contains(&format!("{}:{at}: ", tpl.display())) && line.contains(what),
+                "{what}: gantry {mode}: {line}"
+            );
+            lines.push(line);
+        }
+        assert!(
+            lines.iter().all(|l| *l == lines[0]),
+            "{what}: check, renderfiles and up disagree: {lines:#?}"
+        );
+        assert!(!dir.join("out.conf").exists());
+    }
+}
+
+#[test]
+fn recursion_that_depends_on_the_data_is_a_render_error_not_an_abort() {
+    let dir = Dir::new();
+    let paths = config_with_templates(
+        &dir,
+        &["{% macro down(n) %}{% if n > 0 %}{{ self::down(n=n-1) }}{% endif %}{% endmacro %}\n{{ self::down(n=Env.DEPTH | int) }}\n"],
+    );
+    let mut cmd = gantry(&["renderfiles", "-c", &cfg(&dir)]);
+    cmd.env("DEPTH", "100000");
+    let out = run(cmd);
+    assert_eq!(out.signal, None, "died of a signal: {}", out.stderr);
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    let line = error_about(&out.stderr, &paths[0]);
+    assert!(
+        line.contains(":1:") && line.contains("macro `down`") && line.contains("64"),
+        "{line}"
+    );
+    // Within the limit it renders; `check` cannot know the depth, which comes from the environment.
+    let mut cmd = gantry(&["renderfiles", "-c", &cfg(&dir)]);
+    cmd.env("DEPTH", "50");
+    assert_eq!(run(cmd).code, Some(0));
+    assert_eq!(run(gantry(&["check", "-c", &cfg(&dir)])).code, Some(0));
+}
+
+#[test]
+fn absurd_lengths_are_render_errors_naming_the_function_and_the_limit() {
+    let dir = Dir::new();
+    let templates = [
+        "{{ randAlphaNum(length=100000000000) }}",
+        "x:\n{{ Params | toYaml | indent(width=100000000000) }}",
+        "{{ 'a' | nindent(width=9000000000000000000) }}",
+        "{% for i in range(end=1000000000000) %}{% endfor %}",
+        "{{ range(end=3, step_by=0) | length }}",
+    ];
+    let paths = config_with_templates(&dir, &templates);
+    let out = run(gantry(&["renderfiles", "-c", &cfg(&dir)]));
+    assert_eq!(out.signal, None, "died of a signal: {}", out.stderr);
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    for (path, (name, limit)) in paths.iter().zip([
+        ("randAlphaNum", "1048576"),
+        ("indent", "1048576"),
+        ("nindent", "1048576"),
+        ("range", "100000"),
+        ("range", "step_by"),
+    ]) {
+        let line = error_about(&out.stderr, path);
+        assert!(
+            line.contains(&format!("`{name}`")) && line.contains(limit),
+            "{line}"
+        );
+    }
+}
