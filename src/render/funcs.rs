@@ -103,6 +103,7 @@ pub fn register(tera: &mut tera::Tera, env: &BTreeMap<String, String>) {
     for &(name, f) in FUNCTIONS {
         tera.register_function(name, move |args: &Args| bounded(name, f(args)));
     }
+    tera.register_filter("date", date);
     let env = env.clone();
     tera.register_function("env", move |args: &Args| {
         bounded("env", env_lookup(&env, args))
@@ -151,7 +152,7 @@ fn check_len(name: &str, bytes: Option<usize>) -> tera::Result<()> {
 }
 
 /// Every filter and function a template can call: tera's builtins and this module's.
-const KNOWN: &[&str] = &[
+pub(super) const KNOWN: &[&str] = &[
     // tera
     "upper",
     "lower",
@@ -669,6 +670,54 @@ fn from_json(v: &Value, _: &Args) -> Res {
 fn to_yaml(v: &Value, _: &Args) -> Res {
     let out = serde_norway::to_string(v).map_err(|e| fail("toYaml", e))?;
     Ok(Value::String(out.trim_end_matches('\n').to_string()))
+}
+
+// ---- time ----------------------------------------------------------------------------------------
+
+/// tera's `date`, after refusing a timestamp outside the range chrono can represent (tera's own
+/// panicked on one). Everything else is tera's builtin, unchanged.
+fn date(v: &Value, args: &Args) -> Res {
+    if let Some(secs) = v.as_i64() {
+        if chrono::DateTime::from_timestamp(secs, 0).is_none() {
+            return Err(fail(
+                "date",
+                "the timestamp is outside the dates gantry can show (about 262000 years either side of 1970)",
+            ));
+        }
+    }
+    tera_builtin_filter("date", v, args)
+}
+
+/// Applies tera's own filter `name` (which a registered filter of the same name hides) to `v`.
+fn tera_builtin_filter(name: &str, v: &Value, args: &Args) -> Res {
+    let mut context = tera::Context::new();
+    context.insert("value", v);
+    let mut names: Vec<&String> = args
+        .keys()
+        .filter(|k| {
+            k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .collect();
+    names.sort();
+    let mut call = Vec::new();
+    for k in names {
+        context.insert(format!("arg_{k}"), &args[k]);
+        call.push(format!("{k}=arg_{k}"));
+    }
+    let source = format!("{{{{ value | {name}({}) }}}}", call.join(", "));
+    tera::Tera::one_off(&source, &context, false)
+        .map(Value::String)
+        .map_err(|e| {
+            // The innermost message is the filter's own; the rest is about the one-off template.
+            let mut inner = e.to_string();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(err) = cur {
+                inner = err.to_string();
+                cur = err.source();
+            }
+            tera::Error::msg(inner)
+        })
 }
 
 // ---- randomness ----------------------------------------------------------------------------------
@@ -1450,6 +1499,26 @@ mod tests {
             let want = plain.render("t", &context).expect("tera renders it");
             assert_eq!(ok(src), want, "{src}");
         }
+    }
+
+    #[test]
+    fn date_refuses_timestamps_it_cannot_show_and_is_teras_otherwise() {
+        for src in [
+            "{{ 9223372036854775807 | date }}",
+            "{{ -9223372036854775807 | date(format='%Y') }}",
+        ] {
+            let e = fails(src, "date");
+            assert!(e.contains("outside the dates"), "{src}: {e}");
+        }
+        assert_eq!(
+            ok("{{ 0 | date(format='%Y-%m-%d %H:%M') }}"),
+            "1970-01-01 00:00"
+        );
+        assert_eq!(
+            ok("{{ 86400 | date(format='%d.%m.%Y', timezone='Europe/Berlin') }}"),
+            "02.01.1970"
+        );
+        fails("{{ 0 | date(timezone='Nowhere/Never') }}", "timezone");
     }
 
     #[test]

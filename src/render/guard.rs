@@ -16,10 +16,12 @@
 //!    nested more than [`MAX_NESTING`] deep, brackets nested more than [`MAX_BRACKETS`] deep and
 //!    tags with more than [`MAX_OPERATORS`] operators. These bound every recursion of tera's parser
 //!    and of its renderer outside macros.
-//! 2. [`check_structure`], once tera has parsed it: a template that includes or imports itself, an
-//!    `include` of a template that cannot exist (each `file` block's template is rendered on its own),
-//!    and macros that call themselves unconditionally (directly or through others) are refused. These
-//!    never end, whatever the data, so `gantry check` says so too.
+//! 2. [`check_structure`] and [`check_evaluable`], once tera has parsed it: a template that
+//!    includes or imports itself, an `include` of a template that cannot exist (each `file` block's
+//!    template is rendered on its own), macros that call themselves unconditionally (directly or
+//!    through others), and the few expressions tera 1 panics on instead of failing (`not a ~ b` in
+//!    a condition, a macro call as an operand of `+`) are refused. None of these can work, whatever
+//!    the data, so `gantry check` says so too.
 //! 3. While rendering, every macro call passes [`ENTER_FN`] (inserted by `template` after each
 //!    `{% macro %}` tag), which refuses calls nested more than [`MAX_MACRO_DEPTH`] deep, and also
 //!    refuses a call when the render thread's stack is nearly used up. Recursion that depends on the
@@ -271,6 +273,153 @@ pub(super) fn check_structure(name: &str, source: &str, tags: &[Tag]) -> Result<
     Ok(())
 }
 
+/// What tera 1 cannot evaluate, and panics on instead of failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unevaluable {
+    /// `not a ~ b` where a boolean is wanted (`{% if not a ~ b %}`, `x and not a ~ b`).
+    NegatedConcat,
+    /// This (a macro call, a list, ...) as an operand of `+ - * / %` or `< > <= >=`.
+    NotANumber(&'static str),
+}
+
+impl Unevaluable {
+    fn message(self) -> String {
+        match self {
+            Unevaluable::NegatedConcat => {
+                "tera cannot evaluate `not` before a `~` concatenation in a \
+                                           condition; set the concatenation first \
+                                           ({% set s = a ~ b %}{% if not s %})"
+                    .to_string()
+            }
+            Unevaluable::NotANumber(what) => format!(
+                "tera cannot use {what} as a number (with `+`, `-`, `*`, `/`, `%`, `<`, `>`, `<=` \
+                 or `>=`); set it to a variable first ({{% set v = ... %}})"
+            ),
+        }
+    }
+}
+
+/// Step 2 as well: expressions tera 1 cannot evaluate (it panics on them), found in tera's syntax
+/// tree, so there are no false alarms. The tag reported is the first one that, parsed on its own,
+/// shows the same problem.
+pub(super) fn check_evaluable(
+    template: &tera::Template,
+    source: &str,
+    tags: &[Tag],
+) -> Result<(), Violation> {
+    let Some(problem) = in_nodes(&template.ast) else {
+        return Ok(());
+    };
+    let offset = tags
+        .iter()
+        .find(|tag| {
+            standalone(source, tag)
+                .and_then(|text| tera::Template::new("tag", None, &text).ok())
+                .is_some_and(|alone| in_nodes(&alone.ast).is_some())
+        })
+        .map_or(0, |tag| tag.start);
+    violation(offset, problem.message())
+}
+
+/// A tag as a template of its own (with its end tag), for the tags that hold expressions.
+fn standalone(source: &str, tag: &Tag) -> Option<String> {
+    let (from, to) = super::scan::inner(source, tag)?;
+    if tag.kind == TagKind::Expr {
+        return Some(format!("{{{{ {} }}}}", &source[from..to]));
+    }
+    let toks = tokens(source, tag);
+    let rest = toks.get(1).map_or("", |t| &source[t.offset..to]);
+    let (kw, end) = match toks.first()?.text {
+        "if" | "elif" => ("if", "{% endif %}"),
+        "for" => ("for", "{% endfor %}"),
+        "filter" => ("filter", "{% endfilter %}"),
+        "set" => ("set", ""),
+        "set_global" => ("set_global", ""),
+        _ => return None,
+    };
+    Some(format!("{{% {kw} {rest} %}}{end}"))
+}
+
+fn in_nodes(nodes: &[tera::ast::Node]) -> Option<Unevaluable> {
+    use tera::ast::Node;
+    nodes.iter().find_map(|node| match node {
+        Node::VariableBlock(_, e) => in_expr(e, false),
+        Node::MacroDefinition(_, m, _) => in_nodes(&m.body),
+        Node::Set(_, set) => in_expr(&set.value, false),
+        Node::FilterSection(_, f, _) => in_args(&f.filter.args).or_else(|| in_nodes(&f.body)),
+        Node::Block(_, b, _) => in_nodes(&b.body),
+        Node::Forloop(_, f, _) => in_expr(&f.container, false)
+            .or_else(|| in_nodes(&f.body))
+            .or_else(|| f.empty_body.as_deref().and_then(in_nodes)),
+        Node::If(i, _) => i
+            .conditions
+            .iter()
+            .find_map(|(_, e, body)| in_expr(e, true).or_else(|| in_nodes(body)))
+            .or_else(|| i.otherwise.as_ref().and_then(|(_, body)| in_nodes(body))),
+        _ => None,
+    })
+}
+
+fn in_args(args: &HashMap<String, tera::ast::Expr>) -> Option<Unevaluable> {
+    args.values().find_map(|a| in_expr(a, false))
+}
+
+/// In `e`, evaluated as a boolean when `as_bool` (as tera does for conditions and the operands of
+/// `and` and `or`).
+fn in_expr(e: &tera::ast::Expr, as_bool: bool) -> Option<Unevaluable> {
+    use tera::ast::{ExprVal, LogicOperator};
+    if as_bool && e.negated && matches!(e.val, ExprVal::StringConcat(_)) {
+        return Some(Unevaluable::NegatedConcat);
+    }
+    if let Some(found) = e.filters.iter().find_map(|f| in_args(&f.args)) {
+        return Some(found);
+    }
+    match &e.val {
+        ExprVal::Logic(l) => {
+            let ordering = matches!(
+                l.operator,
+                LogicOperator::Gt | LogicOperator::Gte | LogicOperator::Lt | LogicOperator::Lte
+            );
+            let boolean = matches!(l.operator, LogicOperator::And | LogicOperator::Or);
+            ordering
+                .then(|| number_operand(&l.lhs).or_else(|| number_operand(&l.rhs)))
+                .flatten()
+                .or_else(|| in_expr(&l.lhs, boolean))
+                .or_else(|| in_expr(&l.rhs, boolean))
+        }
+        ExprVal::Math(m) => number_operand(&m.lhs)
+            .or_else(|| number_operand(&m.rhs))
+            .or_else(|| in_expr(&m.lhs, false))
+            .or_else(|| in_expr(&m.rhs, false)),
+        ExprVal::In(i) => in_expr(&i.lhs, false).or_else(|| in_expr(&i.rhs, false)),
+        ExprVal::Test(t) => t.args.iter().find_map(|a| in_expr(a, false)),
+        ExprVal::MacroCall(m) => in_args(&m.args),
+        ExprVal::FunctionCall(f) => in_args(&f.args),
+        ExprVal::Array(items) => items.iter().find_map(|a| in_expr(a, false)),
+        ExprVal::StringConcat(c) => c.values.iter().find_map(|v| match v {
+            ExprVal::FunctionCall(f) => in_args(&f.args),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// What tera cannot turn into a number when it stands, unfiltered, beside a math or ordering
+/// operator.
+fn number_operand(e: &tera::ast::Expr) -> Option<Unevaluable> {
+    use tera::ast::ExprVal;
+    if !e.filters.is_empty() {
+        return None;
+    }
+    match e.val {
+        ExprVal::MacroCall(_) => Some(Unevaluable::NotANumber("a macro call")),
+        ExprVal::Array(_) => Some(Unevaluable::NotANumber("a list")),
+        ExprVal::In(_) => Some(Unevaluable::NotANumber("an `in` test")),
+        ExprVal::Logic(_) => Some(Unevaluable::NotANumber("a comparison or `and`/`or`")),
+        _ => None,
+    }
+}
+
 /// The macros from `from` to `to` along `edges` (both ends included), if `to` can be reached.
 fn path_between<'a>(
     edges: &[(&'a str, &'a str, usize)],
@@ -331,16 +480,23 @@ pub(super) fn on_render_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T
             });
         match spawned {
             Ok(handle) => handle.join().map_err(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                format!("the template engine failed unexpectedly: {what}")
+                format!(
+                    "the template engine failed unexpectedly: {}",
+                    panic_message(panic.as_ref())
+                )
             }),
             Err(e) => Err(format!("cannot start a thread to render on: {e}")),
         }
     })
+}
+
+/// What a caught panic said.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// Registers [`ENTER_FN`] and [`LEAVE_FN`] with a fresh depth count: one per render.

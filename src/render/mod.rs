@@ -50,8 +50,15 @@ use std::path::{Path, PathBuf};
 
 pub use block::{describe, file_from_block};
 pub use preview::{diff, dry_run};
-pub use template::{render as render_template, TemplateError, TemplateErrorKind};
+pub use template::{
+    parse as parse_template, render as render_template, TemplateError, TemplateErrorKind,
+};
 pub use write::{write_atomic, WriteError, WriteOptions, WriteOutcome};
+
+/// Every filter and function a template can call: tera's builtins and gantry's library.
+pub fn library_names() -> &'static [&'static str] {
+    funcs::KNOWN
+}
 
 /// The environment a template sees as `Env`.
 pub type Env = BTreeMap<String, String>;

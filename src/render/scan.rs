@@ -147,12 +147,13 @@ impl Token<'_> {
     }
 }
 
-/// The tokens between a tag's delimiters (and their `-` whitespace markers).
-pub(super) fn tokens<'a>(source: &'a str, tag: &Tag) -> Vec<Token<'a>> {
+/// The byte range between a tag's delimiters (and their `-` whitespace markers); `None` for comments
+/// and empty tags.
+pub(super) fn inner(source: &str, tag: &Tag) -> Option<(usize, usize)> {
     let close = match tag.kind {
         TagKind::Expr => "}}",
         TagKind::Stmt => "%}",
-        TagKind::Comment => return Vec::new(),
+        TagKind::Comment => return None,
     };
     let text = &source[tag.start..tag.end];
     let closed = text.len() >= 4 && text.ends_with(close);
@@ -160,7 +161,7 @@ pub(super) fn tokens<'a>(source: &'a str, tag: &Tag) -> Vec<Token<'a>> {
     let mut from = tag.start + 2;
     let mut to = if closed { tag.end - 2 } else { tag.end };
     if from >= to {
-        return Vec::new();
+        return None;
     }
     if source[from..to].starts_with('-') {
         from += 1;
@@ -168,7 +169,15 @@ pub(super) fn tokens<'a>(source: &'a str, tag: &Tag) -> Vec<Token<'a>> {
     if closed && source[from..to].ends_with('-') {
         to -= 1;
     }
-    tokenize(source, from, to)
+    Some((from, to))
+}
+
+/// The tokens between a tag's delimiters.
+pub(super) fn tokens<'a>(source: &'a str, tag: &Tag) -> Vec<Token<'a>> {
+    match inner(source, tag) {
+        Some((from, to)) => tokenize(source, from, to),
+        None => Vec::new(),
+    }
 }
 
 fn tokenize(source: &str, from: usize, to: usize) -> Vec<Token<'_>> {
