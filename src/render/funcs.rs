@@ -2,19 +2,30 @@
 //!
 //! Owns every filter and function gantry registers on top of tera's builtins, and nothing else (no
 //! file access, no knowledge of `file` blocks). Where tera already has a function with the meaning a
-//! sprig user expects (`upper`, `lower`, `title`, `trim`, `replace`, `split`, `join`, `first`, `last`,
-//! `default`, `int`, `date`, `now`, `unique`), tera's is used as it is; `docs/templates.md` has the full
-//! table from sprig's names to these.
+//! sprig user expects (`upper`, `lower`, `title`, `trim`, `split`, `first`, `last`, `default`, `int`,
+//! `date`, `now`, `unique`), tera's is used as it is; `docs/templates.md` has the full table from
+//! sprig's names to these.
 //!
 //! Names follow sprig (`trimPrefix`, `b64enc`, `randAlphaNum`) so a ported template reads like the
 //! original. Tera passes arguments by name only, so every argument has one (`trimPrefix(prefix="v")`).
 //!
-//! One builtin is replaced: `indent`. Gantry's `indent` accepts everything tera's does (`prefix`,
-//! `first`, `blank`, same defaults) and adds `width=N`, which means what sprig's `indent N` means
-//! (every line, the first included, gets N spaces). The superset keeps tera templates working and lets
-//! sprig ones port with one edit.
+//! Some builtins are replaced. `indent` accepts everything tera's does (`prefix`, `first`, `blank`,
+//! same defaults) and adds `width=N`, which means what sprig's `indent N` means (every line, the
+//! first included, gets N spaces). `range`, `replace`, `join` and `get_random` behave as tera's, but
+//! refuse what made tera's abort or panic (`range(end=1e12)`, `step_by=0`, a `replace` or `join` that
+//! multiplies a long text, `get_random` with an empty range).
 //!
-//! Every error names the filter or function and says what it got and what it wanted.
+//! # Limits
+//!
+//! No call produces a string longer than [`MAX_VALUE`] bytes or a list longer than [`MAX_ITEMS`]
+//! items: sizes are computed before anything is allocated (an allocation that fails aborts the
+//! process), and every result is checked again on the way out. The error names the function and the
+//! limit.
+//!
+//! # Errors
+//!
+//! Every error names the filter or function and says what kind of value it got and what it wanted,
+//! but never the value itself: values come from the environment, and that is where secrets live.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
@@ -27,55 +38,121 @@ use sha1::Digest as _;
 type Args = HashMap<String, Value>;
 type Res = tera::Result<Value>;
 
+/// The longest string one filter or function may return, in bytes.
+pub const MAX_VALUE: usize = 1 << 20;
+/// The longest list one filter or function may return (`range`).
+pub const MAX_ITEMS: usize = 100_000;
+
+type FilterFn = fn(&Value, &Args) -> Res;
+type FunctionFn = fn(&Args) -> Res;
+
+/// gantry's filters, by name.
+const FILTERS: &[(&str, FilterFn)] = &[
+    ("trimPrefix", trim_prefix),
+    ("trimSuffix", trim_suffix),
+    ("quote", quote),
+    ("squote", squote),
+    ("indent", indent),
+    ("nindent", nindent),
+    ("contains", contains),
+    ("hasPrefix", has_prefix),
+    ("hasSuffix", has_suffix),
+    ("replace", replace),
+    ("join", join),
+    ("required", required),
+    ("empty", empty),
+    ("ternary", ternary_filter),
+    ("b64enc", b64enc),
+    ("b64dec", b64dec),
+    ("sha256sum", sha256sum),
+    ("sha1sum", sha1sum),
+    ("toJson", to_json),
+    ("fromJson", from_json),
+    ("toYaml", to_yaml),
+    ("atoi", atoi),
+    ("add", add),
+    ("keys", keys),
+    ("hasKey", has_key),
+    ("sortAlpha", sort_alpha),
+];
+
+/// gantry's functions, by name (`env` is registered on its own: it needs the environment).
+const FUNCTIONS: &[(&str, FunctionFn)] = &[
+    ("ternary", ternary_fn),
+    ("coalesce", coalesce),
+    ("randAlphaNum", rand_alpha_num),
+    ("randAlpha", rand_alpha),
+    ("randNumeric", rand_numeric),
+    ("uuidv4", uuidv4),
+    ("max", max),
+    ("min", min),
+    ("list", list),
+    ("dict", dict),
+    ("range", range),
+    ("get_random", get_random),
+];
+
 /// Registers the whole library on `tera`. `env` backs the `env()` function: the same snapshot the
 /// template sees as `Env`, so a render never mixes two views of the environment.
 pub fn register(tera: &mut tera::Tera, env: &BTreeMap<String, String>) {
-    tera.register_filter("trimPrefix", trim_prefix);
-    tera.register_filter("trimSuffix", trim_suffix);
-    tera.register_filter("quote", quote);
-    tera.register_filter("squote", squote);
-    tera.register_filter("indent", indent);
-    tera.register_filter("nindent", nindent);
-    tera.register_filter("contains", contains);
-    tera.register_filter("hasPrefix", has_prefix);
-    tera.register_filter("hasSuffix", has_suffix);
-
-    tera.register_filter("required", required);
-    tera.register_filter("empty", empty);
-    tera.register_filter("ternary", ternary_filter);
-    tera.register_function("ternary", ternary_fn);
-    tera.register_function("coalesce", coalesce);
-
-    tera.register_filter("b64enc", b64enc);
-    tera.register_filter("b64dec", b64dec);
-    tera.register_filter("sha256sum", sha256sum);
-    tera.register_filter("sha1sum", sha1sum);
-    tera.register_filter("toJson", to_json);
-    tera.register_filter("fromJson", from_json);
-    tera.register_filter("toYaml", to_yaml);
-
-    tera.register_function("randAlphaNum", rand_alpha_num);
-    tera.register_function("randAlpha", rand_alpha);
-    tera.register_function("randNumeric", rand_numeric);
-    tera.register_function("uuidv4", uuidv4);
-
-    tera.register_filter("atoi", atoi);
-    tera.register_filter("add", add);
-    tera.register_function("max", max);
-    tera.register_function("min", min);
-
-    tera.register_function("list", list);
-    tera.register_function("dict", dict);
-    tera.register_filter("keys", keys);
-    tera.register_filter("hasKey", has_key);
-    tera.register_filter("sortAlpha", sort_alpha);
-
+    for &(name, f) in FILTERS {
+        tera.register_filter(name, move |v: &Value, args: &Args| {
+            bounded(name, f(v, args))
+        });
+    }
+    for &(name, f) in FUNCTIONS {
+        tera.register_function(name, move |args: &Args| bounded(name, f(args)));
+    }
+    tera.register_filter("date", date);
     let env = env.clone();
-    tera.register_function("env", move |args: &Args| env_lookup(&env, args));
+    tera.register_function("env", move |args: &Args| {
+        bounded("env", env_lookup(&env, args))
+    });
+}
+
+/// Whether `name` is a filter or function of this module (whose messages never hold values).
+pub fn is_library_name(name: &str) -> bool {
+    name == "env"
+        || FILTERS.iter().any(|(n, _)| *n == name)
+        || FUNCTIONS.iter().any(|(n, _)| *n == name)
+}
+
+/// The result of `name`, refused if it is larger than the limits (see the module docs).
+fn bounded(name: &str, result: Res) -> Res {
+    match &result {
+        Ok(Value::String(s)) if s.len() > MAX_VALUE => Err(too_long(name, s.len())),
+        Ok(Value::Array(items)) if items.len() > MAX_ITEMS => Err(too_many(name, items.len())),
+        _ => result,
+    }
+}
+
+fn too_long(name: &str, bytes: usize) -> tera::Error {
+    fail(
+        name,
+        format!(
+            "the result would be {bytes} bytes long; gantry allows {MAX_VALUE} (1 MiB) from one call"
+        ),
+    )
+}
+
+fn too_many(name: &str, items: usize) -> tera::Error {
+    fail(
+        name,
+        format!("the result would have {items} items; gantry allows {MAX_ITEMS} from one call"),
+    )
+}
+
+/// Refuses a result of `bytes` bytes before it is built.
+fn check_len(name: &str, bytes: Option<usize>) -> tera::Result<()> {
+    match bytes {
+        Some(n) if n <= MAX_VALUE => Ok(()),
+        Some(n) => Err(too_long(name, n)),
+        None => Err(too_long(name, usize::MAX)),
+    }
 }
 
 /// Every filter and function a template can call: tera's builtins and this module's.
-const KNOWN: &[&str] = &[
+pub(super) const KNOWN: &[&str] = &[
     // tera
     "upper",
     "lower",
@@ -202,12 +279,14 @@ fn fail(name: &str, msg: impl Display) -> tera::Error {
     tera::Error::msg(format!("`{name}`: {msg}"))
 }
 
-/// What a value is, in the words a template author uses.
+/// What a value is, in the words a template author uses (never what it holds).
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
+        Value::Number(n) if n.is_u64() => "a whole number",
+        Value::Number(n) if n.is_i64() => "a negative number",
+        Value::Number(_) => "a number with a fraction",
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a map",
@@ -223,7 +302,7 @@ fn text(name: &str, what: &str, v: &Value) -> tera::Result<String> {
         Value::Bool(b) => Ok(b.to_string()),
         other => Err(fail(
             name,
-            format!("{what} must be a string, got {} `{other}`", kind(other)),
+            format!("{what} must be a string, got {}", kind(other)),
         )),
     }
 }
@@ -246,7 +325,7 @@ fn usize_arg(name: &str, args: &Args, key: &str) -> tera::Result<usize> {
             fail(
                 name,
                 format!(
-                    "argument `{key}` must be a whole number >= 0, got {} `{v}`",
+                    "argument `{key}` must be a whole number >= 0, got {}",
                     kind(v)
                 ),
             )
@@ -259,10 +338,7 @@ fn bool_arg(name: &str, args: &Args, key: &str, default: bool) -> tera::Result<b
         Some(Value::Bool(b)) => Ok(*b),
         Some(v) => Err(fail(
             name,
-            format!(
-                "argument `{key}` must be true or false, got {} `{v}`",
-                kind(v)
-            ),
+            format!("argument `{key}` must be true or false, got {}", kind(v)),
         )),
     }
 }
@@ -272,7 +348,7 @@ fn list_arg<'a>(name: &str, args: &'a Args, key: &str) -> tera::Result<&'a Vec<V
         Value::Array(items) => Ok(items),
         v => Err(fail(
             name,
-            format!("argument `{key}` must be a list, got {} `{v}`", kind(v)),
+            format!("argument `{key}` must be a list, got {}", kind(v)),
         )),
     }
 }
@@ -333,8 +409,14 @@ fn squote(v: &Value, _: &Args) -> Res {
     Ok(Value::String(format!("'{s}'")))
 }
 
+/// The size `indent_lines` would produce at most, if it fits in memory at all.
+fn indented_len(s: &str, prefix_len: usize) -> Option<usize> {
+    let lines = s.bytes().filter(|b| *b == b'\n').count() + 1;
+    prefix_len.checked_mul(lines)?.checked_add(s.len())
+}
+
 fn indent_lines(s: &str, prefix: &str, first: bool, blank: bool) -> String {
-    let mut out = String::with_capacity(s.len() + prefix.len() * (s.lines().count() + 1));
+    let mut out = String::with_capacity(indented_len(s, prefix.len()).unwrap_or(s.len()));
     for (i, line) in s.split('\n').enumerate() {
         if i > 0 {
             out.push('\n');
@@ -357,6 +439,7 @@ fn indent(v: &Value, args: &Args) -> Res {
     let s = text("indent", "the value", v)?;
     if args.contains_key("width") {
         let width = usize_arg("indent", args, "width")?;
+        check_len("indent", indented_len(&s, width))?;
         return Ok(Value::String(indent_lines(
             &s,
             &" ".repeat(width),
@@ -370,6 +453,7 @@ fn indent(v: &Value, args: &Args) -> Res {
     };
     let first = bool_arg("indent", args, "first", false)?;
     let blank = bool_arg("indent", args, "blank", false)?;
+    check_len("indent", indented_len(&s, prefix.len()))?;
     Ok(Value::String(indent_lines(&s, &prefix, first, blank)))
 }
 
@@ -377,10 +461,76 @@ fn indent(v: &Value, args: &Args) -> Res {
 fn nindent(v: &Value, args: &Args) -> Res {
     let s = text("nindent", "the value", v)?;
     let width = usize_arg("nindent", args, "width")?;
+    check_len(
+        "nindent",
+        indented_len(&s, width).and_then(|n| n.checked_add(1)),
+    )?;
     Ok(Value::String(format!(
         "\n{}",
         indent_lines(&s, &" ".repeat(width), true, true)
     )))
+}
+
+/// tera's `replace(from=, to=)`, refused when the result would be too long.
+fn replace(v: &Value, args: &Args) -> Res {
+    let s = text("replace", "the value", v)?;
+    let from = str_arg("replace", args, "from")?;
+    let to = str_arg("replace", args, "to")?;
+    // An empty `from` matches before every character and at the end, as str::replace does.
+    let count = if from.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(from.as_str()).count()
+    };
+    let len = count
+        .checked_mul(to.len())
+        .and_then(|added| (s.len() - count * from.len()).checked_add(added));
+    check_len("replace", len)?;
+    Ok(Value::String(s.replace(from.as_str(), &to)))
+}
+
+/// How tera prints a value in a template: strings as they are, null as nothing, lists as `[a, b]`.
+fn rendered(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (None, Some(u), _) => u.to_string(),
+            (None, None, Some(f)) => f.to_string(),
+            _ => n.to_string(),
+        },
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(rendered).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(_) => "[object]".to_string(),
+    }
+}
+
+/// tera's `join(sep=)` (`\n` and `\t` in `sep` mean a newline and a tab, as in tera), refused when
+/// the result would be too long.
+fn join(v: &Value, args: &Args) -> Res {
+    let Value::Array(items) = v else {
+        return Err(fail(
+            "join",
+            format!("the value must be a list, got {}", kind(v)),
+        ));
+    };
+    let sep = match args.get("sep") {
+        Some(sep) => text("join", "argument `sep`", sep)?
+            .replace("\\n", "\n")
+            .replace("\\t", "\t"),
+        None => String::new(),
+    };
+    let parts: Vec<String> = items.iter().map(rendered).collect();
+    let len = parts
+        .iter()
+        .try_fold(0usize, |n, p| n.checked_add(p.len()))
+        .and_then(|n| n.checked_add(sep.len().checked_mul(parts.len().saturating_sub(1))?));
+    check_len("join", len)?;
+    Ok(Value::String(parts.join(&sep)))
 }
 
 fn contains(v: &Value, args: &Args) -> Res {
@@ -426,10 +576,7 @@ fn choose(name: &str, cond: &Value, args: &Args) -> Res {
     let Value::Bool(cond) = cond else {
         return Err(fail(
             name,
-            format!(
-                "the condition must be true or false, got {} `{cond}`",
-                kind(cond)
-            ),
+            format!("the condition must be true or false, got {}", kind(cond)),
         ));
     };
     let yes = arg(name, args, "yes", "the value when true")?;
@@ -471,10 +618,22 @@ fn b64dec(v: &Value, _: &Args) -> Res {
     let s = text("b64dec", "the value", v)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s.trim())
-        .map_err(|e| fail("b64dec", format!("not valid base64: {e}")))?;
+        .map_err(|e| fail("b64dec", base64_problem(&e)))?;
     String::from_utf8(bytes)
         .map(Value::String)
         .map_err(|_| fail("b64dec", "the decoded bytes are not UTF-8 text"))
+}
+
+/// What is wrong with some base64, without quoting the offending byte (it is part of the value).
+fn base64_problem(e: &base64::DecodeError) -> String {
+    use base64::DecodeError::*;
+    match e {
+        InvalidByte(at, _) | InvalidLastSymbol(at, _) => {
+            format!("not valid base64 (a character that does not belong at offset {at})")
+        }
+        InvalidLength(len) => format!("not valid base64 ({len} characters is not a valid length)"),
+        InvalidPadding => "not valid base64 (wrong padding)".to_string(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -513,6 +672,54 @@ fn to_yaml(v: &Value, _: &Args) -> Res {
     Ok(Value::String(out.trim_end_matches('\n').to_string()))
 }
 
+// ---- time ----------------------------------------------------------------------------------------
+
+/// tera's `date`, after refusing a timestamp outside the range chrono can represent (tera's own
+/// panicked on one). Everything else is tera's builtin, unchanged.
+fn date(v: &Value, args: &Args) -> Res {
+    if let Some(secs) = v.as_i64() {
+        if chrono::DateTime::from_timestamp(secs, 0).is_none() {
+            return Err(fail(
+                "date",
+                "the timestamp is outside the dates gantry can show (about 262000 years either side of 1970)",
+            ));
+        }
+    }
+    tera_builtin_filter("date", v, args)
+}
+
+/// Applies tera's own filter `name` (which a registered filter of the same name hides) to `v`.
+fn tera_builtin_filter(name: &str, v: &Value, args: &Args) -> Res {
+    let mut context = tera::Context::new();
+    context.insert("value", v);
+    let mut names: Vec<&String> = args
+        .keys()
+        .filter(|k| {
+            k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .collect();
+    names.sort();
+    let mut call = Vec::new();
+    for k in names {
+        context.insert(format!("arg_{k}"), &args[k]);
+        call.push(format!("{k}=arg_{k}"));
+    }
+    let source = format!("{{{{ value | {name}({}) }}}}", call.join(", "));
+    tera::Tera::one_off(&source, &context, false)
+        .map(Value::String)
+        .map_err(|e| {
+            // The innermost message is the filter's own; the rest is about the one-off template.
+            let mut inner = e.to_string();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(err) = cur {
+                inner = err.to_string();
+                cur = err.source();
+            }
+            tera::Error::msg(inner)
+        })
+}
+
 // ---- randomness ----------------------------------------------------------------------------------
 
 const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -520,6 +727,7 @@ const DIGITS: &[u8] = b"0123456789";
 
 fn random_from(name: &str, args: &Args, alphabet: &[&[u8]]) -> Res {
     let len = usize_arg(name, args, "length")?;
+    check_len(name, Some(len))?;
     let chars: Vec<u8> = alphabet.concat();
     // thread_rng is a CSPRNG seeded from the OS: fine for the passwords these usually become.
     let mut rng = rand::thread_rng();
@@ -564,14 +772,18 @@ fn uuidv4(_: &Args) -> Res {
 fn atoi(v: &Value, _: &Args) -> Res {
     match v {
         Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| fail("atoi", format!("{s:?} is not a whole number"))),
+        Value::String(s) => s.trim().parse::<i64>().map(Value::from).map_err(|_| {
+            fail(
+                "atoi",
+                format!(
+                    "the value (a string of {} characters) is not a whole number",
+                    s.chars().count()
+                ),
+            )
+        }),
         other => Err(fail(
             "atoi",
-            format!("expects a string of digits, got {} `{other}`", kind(other)),
+            format!("expects a string of digits, got {}", kind(other)),
         )),
     }
 }
@@ -592,19 +804,22 @@ fn num(name: &str, what: &str, v: &Value) -> tera::Result<Num> {
             if let Ok(f) = t.parse::<f64>() {
                 return Ok(Num::Float(f));
             }
-            return Err(fail(name, format!("{what} {s:?} is not a number")));
+            return Err(fail(
+                name,
+                format!("{what} is a string that is not a number"),
+            ));
         }
         other => {
             return Err(fail(
                 name,
-                format!("{what} must be a number, got {} `{other}`", kind(other)),
+                format!("{what} must be a number, got {}", kind(other)),
             ))
         }
     };
     match (n.as_i64(), n.as_f64()) {
         (Some(i), _) => Ok(Num::Int(i)),
         (None, Some(f)) => Ok(Num::Float(f)),
-        _ => Err(fail(name, format!("{what} {n} is out of range"))),
+        _ => Err(fail(name, format!("{what} is out of range"))),
     }
 }
 
@@ -670,7 +885,61 @@ fn min(args: &Args) -> Res {
     extreme("min", args, false)
 }
 
+fn int_arg(name: &str, args: &Args, key: &str) -> tera::Result<Option<i64>> {
+    match args.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            fail(
+                name,
+                format!("argument `{key}` must be a whole number, got {}", kind(v)),
+            )
+        }),
+    }
+}
+
+/// tera's `get_random(start=, end=)`: a random integer from `start` (default 0) up to, not
+/// including, `end`. An empty range is an error (tera panicked).
+fn get_random(args: &Args) -> Res {
+    let start = int_arg("get_random", args, "start")?.unwrap_or(0);
+    let end = int_arg("get_random", args, "end")?
+        .ok_or_else(|| fail("get_random", "missing argument `end` (a whole number)"))?;
+    if start >= end {
+        return Err(fail(
+            "get_random",
+            "`end` must be greater than `start` (the range includes start, not end)",
+        ));
+    }
+    Ok(Value::from(rand::thread_rng().gen_range(start..end)))
+}
+
 // ---- lists and maps ------------------------------------------------------------------------------
+
+/// tera's `range(end=, start=0, step_by=1)`, refused when the list would be too long (tera tried to
+/// allocate it) or `step_by` is 0 (tera looped until memory ran out).
+fn range(args: &Args) -> Res {
+    let start = match args.get("start") {
+        Some(_) => usize_arg("range", args, "start")?,
+        None => 0,
+    };
+    let end = usize_arg("range", args, "end")?;
+    let step = match args.get("step_by") {
+        Some(_) => usize_arg("range", args, "step_by")?,
+        None => 1,
+    };
+    if step == 0 {
+        return Err(fail("range", "`step_by` must be at least 1"));
+    }
+    if start > end {
+        return Err(fail("range", "`start` must not be greater than `end`"));
+    }
+    let items = (end - start).div_ceil(step);
+    if items > MAX_ITEMS {
+        return Err(too_many("range", items));
+    }
+    Ok(Value::Array(
+        (start..end).step_by(step).map(Value::from).collect(),
+    ))
+}
 
 /// `list(values=[...])`: tera's array literal `[a, b]` does the same; this exists so a ported
 /// `list a b` has a direct counterpart.
@@ -694,7 +963,7 @@ fn object<'a>(name: &str, v: &'a Value) -> tera::Result<&'a Map<String, Value>> 
         Value::Object(m) => Ok(m),
         other => Err(fail(
             name,
-            format!("the value must be a map, got {} `{other}`", kind(other)),
+            format!("the value must be a map, got {}", kind(other)),
         )),
     }
 }
@@ -718,7 +987,7 @@ fn sort_alpha(v: &Value, _: &Args) -> Res {
     let Value::Array(items) = v else {
         return Err(fail(
             "sortAlpha",
-            format!("the value must be a list, got {} `{v}`", kind(v)),
+            format!("the value must be a list, got {}", kind(v)),
         ));
     };
     let mut keyed: Vec<(String, Value)> = items
@@ -781,6 +1050,7 @@ mod tests {
             "map": {"z": 1, "a": 2},
             "lines": "one\ntwo\n\nfour",
             "json": "{\"a\": [1, 2], \"b\": null}",
+            "nested": [1, [2, [3.5, null]]],
         })
     }
 
@@ -1148,6 +1418,107 @@ mod tests {
                 "{name}: {as_filter:?} / {as_function:?}"
             );
         }
+    }
+
+    #[test]
+    fn absurd_lengths_are_errors_naming_the_function_and_the_limit() {
+        let limit = super::MAX_VALUE.to_string();
+        for (src, name) in [
+            ("{{ randAlphaNum(length=100000000000) }}", "randAlphaNum"),
+            ("{{ randAlpha(length=1048577) }}", "randAlpha"),
+            ("{{ randNumeric(length=9223372036854775807) }}", "randNumeric"),
+            ("{{ 'a' | indent(width=100000000000) }}", "indent"),
+            ("{{ 'a' | indent(width=9223372036854775807) }}", "indent"),
+            ("{{ 'a' | nindent(width=1048576) }}", "nindent"),
+            (
+                "{% set p = 'x' | indent(width=1000) %}{% set l = range(end=2000) | join(sep='\n') %}{{ l | indent(prefix=p) }}",
+                "indent",
+            ),
+            (
+                "{% set a = 'a' | indent(width=1000000) %}{{ a | replace(from=' ', to=a) }}",
+                "replace",
+            ),
+            (
+                "{% set a = 'a' | indent(width=1000000) %}{{ a | replace(from='', to='xy') }}",
+                "replace",
+            ),
+            (
+                "{% set a = 'a' | indent(width=1000000) %}{{ range(end=5) | join(sep=a) }}",
+                "join",
+            ),
+            (
+                "{% set a = 'a' | indent(width=1000000) %}{{ a ~ a | quote }}",
+                "quote",
+            ),
+        ] {
+            let e = fails(src, name);
+            assert!(e.contains(&limit), "{src}: {e}");
+            assert!(e.starts_with("t:"), "{src}: {e}");
+        }
+        let e = fails("{{ range(end=1000000000000) | length }}", "range");
+        assert!(e.contains("100000 from one call"), "{e}");
+        // At the limit is fine.
+        let at = ok("{{ 'a' | indent(width=1048575) | length }}");
+        assert_eq!(at, "1048576");
+    }
+
+    #[test]
+    fn range_and_get_random_refuse_what_made_tera_loop_or_panic() {
+        let e = fails("{{ range(end=5, step_by=0) }}", "range");
+        assert!(e.contains("step_by"), "{e}");
+        fails("{{ range(start=5, end=1) }}", "range");
+        fails("{{ range() }}", "range");
+        let e = fails("{{ get_random(start=5, end=5) }}", "get_random");
+        assert!(e.contains("greater than"), "{e}");
+        fails("{{ get_random(start=1) }}", "get_random");
+        let n: i64 = ok("{{ get_random(start=-3, end=-2) }}")
+            .parse()
+            .expect("a number");
+        assert_eq!(n, -3);
+    }
+
+    #[test]
+    fn replaced_builtins_render_as_teras_own() {
+        for src in [
+            "{{ range(end=5) | join(sep=',') }}",
+            "{{ range(start=2, end=11, step_by=3) | join(sep='-') }}",
+            "{{ range(end=0) | length }}",
+            "{{ ['a', 1, 2.5, true, Params.nested, Params.map, Params.blank] | join(sep='|') }}",
+            "{{ Params.nested | join(sep=';') }}",
+            "{{ [1, 2] | join }}",
+            "{{ ['a', 'b'] | join(sep='\\n') }}",
+            "{{ 'a-b-c' | replace(from='-', to='+') }}",
+            "{{ 'abc' | replace(from='', to='.') }}",
+            "{{ 'ääx' | replace(from='ä', to='ae') }}",
+            "{{ 'aaa' | replace(from='aa', to='b') }}",
+        ] {
+            let mut plain = tera::Tera::default();
+            plain.add_raw_template("t", src).expect("parses");
+            let mut context = tera::Context::new();
+            context.insert("Params", &params());
+            let want = plain.render("t", &context).expect("tera renders it");
+            assert_eq!(ok(src), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn date_refuses_timestamps_it_cannot_show_and_is_teras_otherwise() {
+        for src in [
+            "{{ 9223372036854775807 | date }}",
+            "{{ -9223372036854775807 | date(format='%Y') }}",
+        ] {
+            let e = fails(src, "date");
+            assert!(e.contains("outside the dates"), "{src}: {e}");
+        }
+        assert_eq!(
+            ok("{{ 0 | date(format='%Y-%m-%d %H:%M') }}"),
+            "1970-01-01 00:00"
+        );
+        assert_eq!(
+            ok("{{ 86400 | date(format='%d.%m.%Y', timezone='Europe/Berlin') }}"),
+            "02.01.1970"
+        );
+        fails("{{ 0 | date(timezone='Nowhere/Never') }}", "timezone");
     }
 
     #[test]

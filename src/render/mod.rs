@@ -5,6 +5,16 @@
 //! does not parse HCL (`config` does, and hands each `file` block to [`file_from_block`]) and does not
 //! run anything afterwards (that is `renderfiles` and `up`).
 //!
+//! | submodule | owns |
+//! |---|---|
+//! | `block` | the `file` block's schema |
+//! | `template` | one tera render, its errors with line and column, and keeping values out of them |
+//! | `guard` | the limits that keep tera inside its stack and gantry's memory |
+//! | `scan` | finding a template's tags and tokens without tera |
+//! | `funcs` | the sprig-like library of filters and functions |
+//! | `write` | atomic writes with owner and mode set before any content |
+//! | `preview` | `--dry-run` and `--diff` |
+//!
 //! # Two steps, on purpose
 //!
 //! [`render_all`] renders every spec in memory and returns either all the contents or every error it
@@ -28,7 +38,9 @@
 
 mod block;
 mod funcs;
+mod guard;
 mod preview;
+mod scan;
 mod template;
 mod write;
 
@@ -38,8 +50,15 @@ use std::path::{Path, PathBuf};
 
 pub use block::{describe, file_from_block};
 pub use preview::{diff, dry_run};
-pub use template::{render as render_template, TemplateError, TemplateErrorKind};
+pub use template::{
+    parse as parse_template, render as render_template, TemplateError, TemplateErrorKind,
+};
 pub use write::{write_atomic, WriteError, WriteOptions, WriteOutcome};
+
+/// Every filter and function a template can call: tera's builtins and gantry's library.
+pub fn library_names() -> &'static [&'static str] {
+    funcs::KNOWN
+}
 
 /// The environment a template sees as `Env`.
 pub type Env = BTreeMap<String, String>;
@@ -277,7 +296,8 @@ pub fn render_all(specs: &[FileSpec], env: &Env) -> Result<Vec<Rendered>, Render
 }
 
 /// Reads and parses every spec's template without rendering it: the checks that do not depend on the
-/// environment (a missing `from` file, a syntax error). For `gantry check`.
+/// environment (a missing `from` file, a syntax error, a template past gantry's limits or one that
+/// could never finish). For `gantry check`; `render_all` makes the same checks, with the same errors.
 pub fn check_all(specs: &[FileSpec]) -> Result<(), RenderFailed> {
     let mut errors = Vec::new();
     for spec in specs {

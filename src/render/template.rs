@@ -1,8 +1,10 @@
-//! Rendering one tera template, and saying exactly where it went wrong.
+//! Rendering one tera template, and saying exactly where it went wrong — without saying what the
+//! environment holds.
 //!
-//! Owns the tera setup (strict, no HTML autoescaping, the sprig-like library registered) and the
-//! translation of tera's errors into a [`TemplateError`] that carries the template's name, line and
-//! column. It knows nothing about `file` blocks or the filesystem.
+//! Owns the tera setup (strict, no HTML autoescaping, the sprig-like library registered), running a
+//! template within gantry's limits (`guard`), and the translation of tera's errors into a
+//! [`TemplateError`] that carries the template's name, line and column. It knows nothing about
+//! `file` blocks or the filesystem.
 //!
 //! # Finding the line
 //!
@@ -18,17 +20,41 @@
 //! marker before it sits in the previous branch). So the position is refined: from the last marker
 //! on, the first tag that mentions the failing variable or function is the one reported.
 //!
-//! The second render only happens on failure, so it costs nothing on the path that succeeds.
+//! The second render only happens on failure, so it costs nothing on the path that succeeds. Errors
+//! tera reports without any position (a circular `extends`, an integer literal out of range) point at
+//! the first tag that mentions what the message names, or at the start of the template.
+//!
+//! # Macro calls are counted
+//!
+//! Every render (not only the instrumented one) has `guard`'s counter inserted after each
+//! `{% macro %}` tag and before each `{% endmacro %}` tag, with the same whitespace control as the tag
+//! it sits next to, so the output is unchanged. Parse errors are always reported from the template as
+//! written.
+//!
+//! # Values stay out of errors
+//!
+//! A template error goes to the log, and templates read secrets: `Env.DB_PASSWORD | b64dec` that fails
+//! must not print the password. The library in `funcs` never puts a value in its messages. Tera's own
+//! messages sometimes do (``got `...` but expected``, ``the evaluated version was `...` ``), so in
+//! those every backticked part that is not text of the template itself is replaced by `[hidden]`; and
+//! in every message, any value of the environment (4 characters or longer) is replaced by
+//! `[hidden]`. What a failing tag reads is named instead: ``(the tag reads `Env.DB_PASSWORD`)``.
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::funcs;
+use super::guard::{self, Violation};
+use super::scan::{self, keyword, line_col, scan, Tag, TagKind};
 
 const MARKER_FN: &str = "__gantry_at";
+
+/// What replaces a value in an error message.
+const HIDDEN: &str = "[hidden]";
 
 /// A template that failed to parse or to render.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +78,9 @@ pub enum TemplateErrorKind {
     UndefinedVariable { name: String },
     /// A filter, function or test failed, or does not exist.
     Call { name: String, message: String },
+    /// The template goes past one of gantry's limits, or could never finish (it includes itself, a
+    /// macro always calls itself); see `docs/templates.md`.
+    Limit { message: String },
     /// Anything else tera reported.
     Other { message: String },
 }
@@ -71,8 +100,28 @@ impl TemplateError {
                 "{at}: undefined variable `{name}` (if it is optional, write `{name} | default(value=\"...\")`)"
             ),
             TemplateErrorKind::Call { message, .. } => format!("{at}: {message}"),
+            TemplateErrorKind::Limit { message } => format!("{at}: {message}"),
             TemplateErrorKind::Other { message } => format!("{at}: {message}"),
         }
+    }
+
+    fn at(name: &str, source: &str, offset: usize, kind: TemplateErrorKind) -> Self {
+        let (line, column) = line_col(source, offset);
+        TemplateError {
+            template: name.to_string(),
+            line: Some(line),
+            column: Some(column),
+            kind,
+        }
+    }
+
+    fn limit(name: &str, source: &str, v: Violation) -> Self {
+        Self::at(
+            name,
+            source,
+            v.offset,
+            TemplateErrorKind::Limit { message: v.message },
+        )
     }
 }
 
@@ -86,25 +135,108 @@ pub fn render(
     env: &BTreeMap<String, String>,
     params: &Value,
 ) -> Result<String, TemplateError> {
+    let tags = scan(source);
+    guard::check_limits(source, &tags).map_err(|v| TemplateError::limit(name, source, v))?;
+    guard::on_render_stack(|| render_within_limits(name, source, &tags, env, params))
+        .unwrap_or_else(|why| Err(engine_failure(name, why)))
+}
+
+/// Parses `source` without rendering it: syntax errors, and templates that could never finish.
+pub fn parse(name: &str, source: &str) -> Result<(), TemplateError> {
+    let tags = scan(source);
+    guard::check_limits(source, &tags).map_err(|v| TemplateError::limit(name, source, v))?;
+    guard::on_render_stack(|| {
+        let mut tera = new_tera(&BTreeMap::new());
+        tera.add_raw_template(name, source)
+            .map_err(|e| parse_error(name, source, &tags, &e))?;
+        check_parsed(&tera, name, source, &tags)
+    })
+    .unwrap_or_else(|why| Err(engine_failure(name, why)))
+}
+
+/// The render thread could not be started, or tera panicked: not the template's fault as far as
+/// gantry can tell, but still an error about this template.
+fn engine_failure(name: &str, why: String) -> TemplateError {
+    TemplateError {
+        template: name.to_string(),
+        line: Some(1),
+        column: Some(1),
+        kind: TemplateErrorKind::Other { message: why },
+    }
+}
+
+fn render_within_limits(
+    name: &str,
+    source: &str,
+    tags: &[Tag],
+    env: &BTreeMap<String, String>,
+    params: &Value,
+) -> Result<String, TemplateError> {
     let context = context(env, params);
     let mut tera = new_tera(env);
+    // The template as written first, so syntax errors have the author's lines and columns.
     if let Err(e) = tera.add_raw_template(name, source) {
-        return Err(parse_error(name, source, &e));
+        return Err(parse_error(name, source, tags, &e));
     }
-    match tera.render(name, &context) {
-        Ok(out) => Ok(out),
-        Err(e) => {
-            let at = locate(name, source, env, &context, &e);
-            Err(classify_render_error(name, source, at, &e))
+    check_parsed(&tera, name, source, tags)?;
+    if has_macros(source, tags) {
+        let counted = instrument(source, tags, false);
+        if let Err(e) = tera.add_raw_template(name, &counted) {
+            return Err(engine_failure(
+                name,
+                format!("the template could not be prepared for rendering: {e}"),
+            ));
+        }
+    }
+    let mut out = guard::Output::default();
+    // Tera 1 panics on a few templates (`guard` refuses those it knows of); one it does not know of
+    // still becomes an error at the tag that was being rendered, not the end of gantry.
+    let rendered = catch_unwind(AssertUnwindSafe(|| {
+        tera.render_to(name, &context, &mut out)
+    }));
+    match rendered {
+        Ok(Ok(())) => String::from_utf8(out.bytes)
+            .map_err(|_| engine_failure(name, "the output is not UTF-8 text".to_string())),
+        Ok(Err(e)) => {
+            let at = locate(name, source, tags, env, &context, Some(&e));
+            Err(classify_render_error(
+                name, source, tags, env, at, &e, out.over,
+            ))
+        }
+        Err(panic) => {
+            let at = locate(name, source, tags, env, &context, None);
+            let message = format!(
+                "tera failed unexpectedly on this tag ({}); this is a bug in tera, please report the template",
+                hide_env_values(&guard::panic_message(panic.as_ref()), env)
+            );
+            Err(TemplateError::at(
+                name,
+                source,
+                at.unwrap_or(0),
+                TemplateErrorKind::Other { message },
+            ))
         }
     }
 }
 
-/// Parses `source` without rendering it: syntax errors only.
-pub fn parse(name: &str, source: &str) -> Result<(), TemplateError> {
-    let mut tera = new_tera(&BTreeMap::new());
-    tera.add_raw_template(name, source)
-        .map_err(|e| parse_error(name, source, &e))
+/// `guard`'s checks of a template tera has parsed (as `name`).
+fn check_parsed(
+    tera: &tera::Tera,
+    name: &str,
+    source: &str,
+    tags: &[Tag],
+) -> Result<(), TemplateError> {
+    let limit = |v| TemplateError::limit(name, source, v);
+    guard::check_structure(name, source, tags).map_err(limit)?;
+    if let Some(template) = tera.templates.get(name) {
+        guard::check_evaluable(template, source, tags).map_err(limit)?;
+    }
+    Ok(())
+}
+
+fn has_macros(source: &str, tags: &[Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.kind == TagKind::Stmt && keyword(&source[t.start..t.end]) == "macro")
 }
 
 fn context(env: &BTreeMap<String, String>, params: &Value) -> tera::Context {
@@ -122,6 +254,7 @@ fn new_tera(env: &BTreeMap<String, String>) -> tera::Tera {
     // Config files are not HTML: `&` in a connection string must stay `&` whatever the file is called.
     tera.autoescape_on(Vec::new());
     funcs::register(&mut tera, env);
+    guard::register_macro_depth(&mut tera);
     tera
 }
 
@@ -136,7 +269,7 @@ fn chain(e: &tera::Error) -> Vec<String> {
     out
 }
 
-fn parse_error(name: &str, source: &str, e: &tera::Error) -> TemplateError {
+fn parse_error(name: &str, source: &str, tags: &[Tag], e: &tera::Error) -> TemplateError {
     let messages = chain(e);
     // pest's message looks like " --> 3:14\n  |\n3 | ...\n  |   ^---\n  |\n  = expected ..."
     for m in &messages {
@@ -147,33 +280,56 @@ fn parse_error(name: &str, source: &str, e: &tera::Error) -> TemplateError {
                 .find_map(|l| l.trim_start().strip_prefix("= "))
                 .unwrap_or("unexpected input")
                 .to_string();
-            let snippet = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            let (snippet, caret) = snippet(
+                source.lines().nth(line.saturating_sub(1)).unwrap_or(""),
+                column,
+            );
             return TemplateError {
                 template: name.to_string(),
                 line: Some(line),
                 column: Some(column),
                 kind: TemplateErrorKind::Syntax {
-                    message: format!(
-                        "{expected}\n    {snippet}\n    {}^",
-                        " ".repeat(column.saturating_sub(1))
-                    ),
+                    message: format!("{expected}\n    {snippet}\n    {}^", " ".repeat(caret)),
                 },
             };
         }
     }
-    TemplateError {
-        template: name.to_string(),
-        line: None,
-        column: None,
-        kind: TemplateErrorKind::Syntax {
-            message: messages
-                .iter()
-                .filter(|m| !m.starts_with("Failed to parse"))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(": "),
+    let messages: Vec<String> = messages
+        .into_iter()
+        .filter(|m| !m.starts_with("Failed to parse"))
+        .collect();
+    let offset = offset_named_in(source, tags, &messages);
+    TemplateError::at(
+        name,
+        source,
+        offset,
+        TemplateErrorKind::Syntax {
+            message: messages.join(": "),
         },
+    )
+}
+
+/// At most this many characters of a line are shown under a syntax error.
+const SNIPPET_CHARS: usize = 100;
+
+/// The part of `line` around 1-based `column` that is shown, and how far in the caret goes.
+fn snippet(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = column.saturating_sub(1).min(chars.len());
+    if chars.len() <= SNIPPET_CHARS {
+        return (line.to_string(), col);
     }
+    let from = col.saturating_sub(SNIPPET_CHARS / 2);
+    let to = (from + SNIPPET_CHARS).min(chars.len());
+    let mut shown = String::new();
+    if from > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[from..to]);
+    if to < chars.len() {
+        shown.push('…');
+    }
+    (shown, col - from + usize::from(from > 0))
 }
 
 fn pest_position(message: &str) -> Option<(usize, usize)> {
@@ -183,16 +339,37 @@ fn pest_position(message: &str) -> Option<(usize, usize)> {
     Some((l.parse().ok()?, c.parse().ok()?))
 }
 
+/// For an error without a position: the first tag whose text contains something the messages quote
+/// (`'parent.tera'`, `` `99999999999999999999` ``), else the start of the template.
+fn offset_named_in(source: &str, tags: &[Tag], messages: &[String]) -> usize {
+    let quoted = messages.iter().flat_map(|m| {
+        let mut parts = Vec::new();
+        for q in ['`', '\''] {
+            parts.extend(m.split(q).skip(1).step_by(2).map(str::to_string));
+        }
+        parts
+    });
+    for part in quoted.filter(|p| !p.trim().is_empty()) {
+        if let Some(t) = tags
+            .iter()
+            .find(|t| t.kind != TagKind::Comment && source[t.start..t.end].contains(&part))
+        {
+            return t.start;
+        }
+    }
+    0
+}
+
 /// Byte offset of the tag that failed, if the instrumented render can tell.
 fn locate(
     name: &str,
     source: &str,
+    tags: &[Tag],
     env: &BTreeMap<String, String>,
     context: &tera::Context,
-    e: &tera::Error,
+    e: Option<&tera::Error>,
 ) -> Option<usize> {
-    let tags = scan(source);
-    let instrumented = instrument(source, &tags);
+    let instrumented = instrument(source, tags, true);
     let last = Arc::new(AtomicUsize::new(usize::MAX));
     let mut tera = new_tera(env);
     let seen = Arc::clone(&last);
@@ -209,13 +386,15 @@ fn locate(
         return None;
     }
     // The instrumented render is expected to fail the same way; its output is not used.
-    let _ = tera.render(name, context);
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        tera.render_to(name, context, guard::Output::default())
+    }));
     let marker = match last.load(Ordering::SeqCst) {
         usize::MAX => None,
         p => Some(p),
     };
-    let subject = subject_of(e);
-    refine(source, &tags, marker, subject.as_deref())
+    let subject = e.and_then(subject_of);
+    refine(source, tags, marker, subject.as_deref())
 }
 
 /// The name the error is about: the undefined variable, or the filter/function that failed.
@@ -279,29 +458,44 @@ fn mentions(tag: &str, name: &str) -> bool {
 fn classify_render_error(
     name: &str,
     source: &str,
+    tags: &[Tag],
+    env: &BTreeMap<String, String>,
     at: Option<usize>,
     e: &tera::Error,
+    output_over: bool,
 ) -> TemplateError {
-    let (line, column) = match at {
-        Some(off) => {
-            let (l, c) = line_col(source, off);
-            (Some(l), Some(c))
-        }
-        None => (None, None),
-    };
+    // Every render error gets a position: the tag found, else the first one, else the start.
+    let offset = at
+        .or_else(|| {
+            tags.iter()
+                .find(|t| t.kind != TagKind::Comment)
+                .map(|t| t.start)
+        })
+        .unwrap_or(0);
     let messages: Vec<String> = chain(e)
         .into_iter()
         .filter(|m| !m.starts_with("Failed to render"))
         .collect();
-    let kind = if let Some(var) = messages
+    let subject = subject_of(e);
+    let kind = if output_over {
+        TemplateErrorKind::Limit {
+            message: guard::output_limit_message(),
+        }
+    } else if subject.as_deref() == Some(guard::ENTER_FN) {
+        // guard's own message (no values in it) is the innermost one.
+        TemplateErrorKind::Limit {
+            message: messages.last().cloned().unwrap_or_default(),
+        }
+    } else if let Some(var) = messages
         .iter()
         .find(|m| m.starts_with("Variable `") && m.contains("not found in context"))
         .and_then(|m| backticked_after(m, "Variable `"))
     {
         TemplateErrorKind::UndefinedVariable { name: var }
-    } else if let Some(call) = subject_of(e) {
+    } else if let Some(call) = subject {
         // Drop tera's "Filter call 'x' failed" wrapper when the inner message already names `x`.
-        let inner: Vec<&String> = messages
+        let ours = funcs::is_library_name(&call);
+        let inner: Vec<String> = messages
             .iter()
             .filter(|m| {
                 let wrapper = m.starts_with("Filter call '")
@@ -309,12 +503,15 @@ fn classify_render_error(
                     || m.starts_with("Test call '");
                 !(wrapper && messages.len() > 1)
             })
+            .map(|m| {
+                if ours {
+                    m.clone()
+                } else {
+                    hide_foreign_values(m, source)
+                }
+            })
             .collect();
-        let mut message = inner
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(": ");
+        let mut message = inner.join(": ");
         if !message.contains(&call) {
             message = format!("`{call}`: {message}");
         }
@@ -328,146 +525,121 @@ fn classify_render_error(
         }
         TemplateErrorKind::Call {
             name: call,
-            message,
+            message: with_reads(hide_env_values(&message, env), source, tags, offset),
         }
     } else {
+        let message = messages
+            .iter()
+            .map(|m| hide_foreign_values(m, source))
+            .collect::<Vec<_>>()
+            .join(": ");
         TemplateErrorKind::Other {
-            message: messages.join(": "),
+            message: with_reads(hide_env_values(&message, env), source, tags, offset),
         }
     };
-    TemplateError {
-        template: name.to_string(),
-        line,
-        column,
-        kind,
+    TemplateError::at(name, source, offset, kind)
+}
+
+/// In a message from tera: every backticked part that is not text of the template itself (so: a
+/// value computed while rendering) becomes [`HIDDEN`]. Names, literals and expressions stay.
+fn hide_foreign_values(message: &str, source: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let quoted = i % 2 == 1;
+        if quoted && !part.is_empty() && !source.contains(part) {
+            out.push_str(HIDDEN);
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// Shortest environment value that is hidden wherever it appears in a message; shorter ones are too
+/// likely to be ordinary words or numbers of the message itself.
+const HIDE_FROM_CHARS: usize = 4;
+
+/// Every value of the environment (of [`HIDE_FROM_CHARS`] characters or more) in `message` becomes
+/// [`HIDDEN`]; longest first, so a value that contains another is hidden whole.
+fn hide_env_values(message: &str, env: &BTreeMap<String, String>) -> String {
+    let mut values: Vec<&str> = env
+        .values()
+        .map(String::as_str)
+        .filter(|v| v.chars().count() >= HIDE_FROM_CHARS)
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = message.to_string();
+    for v in values {
+        if out.contains(v) {
+            out = out.replace(v, HIDDEN);
+        }
+    }
+    out
+}
+
+/// Adds which data the failing tag reads, when the message does not already name it.
+fn with_reads(message: String, source: &str, tags: &[Tag], offset: usize) -> String {
+    let Some(tag) = tags.iter().find(|t| t.start == offset) else {
+        return message;
+    };
+    let reads: Vec<String> = scan::reads(&scan::tokens(source, tag))
+        .into_iter()
+        .filter(|r| !message.contains(r.as_str()))
+        .map(|r| format!("`{r}`"))
+        .collect();
+    if reads.is_empty() {
+        message
+    } else {
+        format!("{message} (the tag reads {})", reads.join(", "))
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TagKind {
-    Expr,
-    Stmt,
-    Comment,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tag {
-    start: usize,
-    end: usize,
-    kind: TagKind,
-}
-
-/// Finds the tags of a tera template: their byte ranges, skipping string literals inside tags and the
-/// body of `{% raw %}` blocks. Good enough to place markers; tera itself remains the parser.
-fn scan(source: &str) -> Vec<Tag> {
-    let bytes = source.as_bytes();
-    let mut tags = Vec::new();
-    let mut i = 0;
-    while i + 1 < bytes.len() {
-        if bytes[i] != b'{' {
-            i += 1;
-            continue;
-        }
-        let (kind, close) = match bytes[i + 1] {
-            b'{' => (TagKind::Expr, "}}"),
-            b'%' => (TagKind::Stmt, "%}"),
-            b'#' => (TagKind::Comment, "#}"),
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        let start = i;
-        let mut j = i + 2;
-        let mut quote: Option<u8> = None;
-        let mut end = bytes.len();
-        while j < bytes.len() {
-            let b = bytes[j];
-            match quote {
-                Some(q) if b == q => quote = None,
-                Some(_) => {}
-                None if kind != TagKind::Comment && matches!(b, b'"' | b'\'' | b'`') => {
-                    quote = Some(b)
-                }
-                None if bytes[j..].starts_with(close.as_bytes()) => {
-                    end = j + 2;
-                    break;
-                }
-                None => {}
-            }
-            j += 1;
-        }
-        tags.push(Tag { start, end, kind });
-        i = end;
-        if kind == TagKind::Stmt && keyword(&source[start..end]) == "raw" {
-            // Everything up to `{% endraw %}` is text, not tags.
-            let mut k = end;
-            loop {
-                match source[k..].find("{%") {
-                    Some(off) => {
-                        let s = k + off;
-                        let e = source[s..].find("%}").map_or(source.len(), |x| s + x + 2);
-                        if keyword(&source[s..e]) == "endraw" {
-                            tags.push(Tag {
-                                start: s,
-                                end: e,
-                                kind: TagKind::Stmt,
-                            });
-                            i = e;
-                            break;
-                        }
-                        k = s + 2;
-                    }
-                    None => {
-                        i = source.len();
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    tags
-}
-
-/// The first word of a `{% ... %}` tag.
-fn keyword(tag: &str) -> &str {
-    tag.trim_start_matches("{%")
-        .trim_start_matches('-')
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .trim_end_matches("%}")
-}
-
-/// The source with a marker call before every tag that is evaluated. Tags that must come first in a
-/// template (`extends`, `import`) or stand at its top level (`macro`) get none; neither do tags inside
-/// raw blocks (they are not in `tags`).
-fn instrument(source: &str, tags: &[Tag]) -> String {
+/// The source with `guard`'s macro counter after every `{% macro %}` tag and before every
+/// `{% endmacro %}` tag (each with the whitespace control of the tag it sits next to, so the output
+/// is unchanged), and with `markers`, a position marker before every tag that is evaluated. Tags that
+/// must come first in a template (`extends`, `import`) or stand at its top level (`macro`) get no
+/// marker; neither do tags inside raw blocks (they are not in `tags`).
+fn instrument(source: &str, tags: &[Tag], markers: bool) -> String {
     let mut out = String::with_capacity(source.len() * 2);
     let mut last = 0;
     for tag in tags {
         if tag.kind == TagKind::Comment {
             continue;
         }
-        if tag.kind == TagKind::Stmt
-            && matches!(
-                keyword(&source[tag.start..tag.end]),
-                "extends" | "import" | "macro" | "endmacro" | "endraw"
-            )
-        {
-            continue;
+        let text = &source[tag.start..tag.end];
+        let kw = if tag.kind == TagKind::Stmt {
+            keyword(text)
+        } else {
+            ""
+        };
+        match kw {
+            "macro" => {
+                let name = scan::tokens(source, tag)
+                    .get(1)
+                    .map_or("?", |t| t.text)
+                    .to_string();
+                let trim = if text.ends_with("-%}") { "-" } else { "" };
+                out.push_str(&source[last..tag.end]);
+                out.push_str(&format!("{{{{ {}(m={name:?}) {trim}}}}}", guard::ENTER_FN));
+                last = tag.end;
+            }
+            "endmacro" => {
+                let trim = if text.starts_with("{%-") { "-" } else { "" };
+                out.push_str(&source[last..tag.start]);
+                out.push_str(&format!("{{{{{trim} {}() }}}}", guard::LEAVE_FN));
+                last = tag.start;
+            }
+            "extends" | "import" | "endraw" => {}
+            _ if markers => {
+                out.push_str(&source[last..tag.start]);
+                out.push_str(&format!("{{{{ {MARKER_FN}(p={}) }}}}", tag.start));
+                last = tag.start;
+            }
+            _ => {}
         }
-        out.push_str(&source[last..tag.start]);
-        out.push_str(&format!("{{{{ {MARKER_FN}(p={}) }}}}", tag.start));
-        last = tag.start;
     }
     out.push_str(&source[last..]);
     out
@@ -682,8 +854,155 @@ mod tests {
     }
 
     #[test]
-    fn column_counts_characters_not_bytes() {
-        assert_eq!(line_col("äö {{", 3 + 2), (1, 4));
+    fn environment_values_never_appear_in_errors() {
+        let secret = "hunter2-Sup3rS3cret!";
+        let env = BTreeMap::from([
+            ("SECRET".to_string(), secret.to_string()),
+            ("PIN".to_string(), "4821".to_string()),
+        ]);
+        for src in [
+            "{{ Env.SECRET | atoi }}",
+            "{{ Env.SECRET | b64dec }}",
+            "{{ Env.SECRET | add(value=1) }}",
+            "{{ Env.SECRET | date }}",
+            "{{ Env.SECRET | upper | date }}",
+            "{{ Env.SECRET | round }}",
+            "{{ Env.SECRET | first }}",
+            "{{ Env.SECRET | truncate(length=Env.SECRET) }}",
+            "{{ Params.x | default(value=Env.SECRET) | nth(n=1) }}",
+            "{{ Params[Env.SECRET] }}",
+            "{{ Params.list[Env.PIN] }}",
+            "{{ get_env(name=Env.SECRET) }}",
+            "{{ throw(message=Env.SECRET) }}",
+            "{{ Env.SECRET | required(msg='no ' ~ Env.SECRET) | atoi }}",
+            "{{ dict(a=Env.SECRET) | quote }}",
+            "{{ [Env.SECRET] | hasKey(key='a') }}",
+            "{{ Env.PIN | int | first }}",
+        ] {
+            let e = match render("t.tpl", src, &env, &json!({"list": [1]})) {
+                Ok(out) => panic!("{src}: rendered {out:?}"),
+                Err(e) => e,
+            };
+            let text = e.to_string();
+            assert!(!text.contains(secret), "{src}: {text}");
+            assert!(!text.contains("Sup3r"), "{src}: {text}");
+            assert!(!text.contains("4821"), "{src}: {text}");
+            assert!(text.starts_with("t.tpl:1:1: "), "{src}: {text}");
+            assert!(
+                text.contains("Env.SECRET") || text.contains("Env.PIN"),
+                "{src}: the variable is not named: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn macro_counting_leaves_the_output_as_tera_renders_it() {
+        for src in [
+            "{% macro f(x) %}  [{{ x }}]  {% endmacro %}<{{ self::f(x=1) }}>",
+            "{% macro f(x) -%}  [{{ x }}]  {%- endmacro %}<{{ self::f(x=1) }}>",
+            "{%- macro f(x) -%}\n  a\n{%- endmacro -%}\n<{{ self::f(x=1) }}>",
+            "{% macro f(x) -%}\n  {{ x }}\n{% endmacro -%} <{{ self::f(x=2) }}>",
+            "{% macro f(n) %}{% if n > 0 %}{{ n }} {{ self::f(n=n-1) }}{% endif %}{% endmacro %}{{ self::f(n=5) }}",
+            "{% macro f() %}{% endmacro %}[{{ self::f() }}]",
+            "{% macro f() -%}{%- endmacro %}[{{ self::f() }}]",
+        ] {
+            let mut plain = tera::Tera::default();
+            plain.add_raw_template("t", src).expect("parses");
+            let want = plain.render("t", &tera::Context::new()).expect("renders");
+            assert_eq!(
+                render("t", src, &env(), &Value::Null),
+                Ok(want),
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn recursion_too_deep_names_the_macro_and_the_call() {
+        let src = "{% macro down(n) %}\n{% if n > 0 %}{{ self::down(n=n-1) }}{% endif %}\n{% endmacro %}\n{{ self::down(n=1000) }}";
+        let e = err(src);
+        assert!(matches!(e.kind, TemplateErrorKind::Limit { .. }), "{e:?}");
+        assert!(e.to_string().contains("macro `down`"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(15)), "{e}");
+        let ok = "{% macro down(n) %}{% if n > 0 %}{{ self::down(n=n-1) }}{% endif %}{% endmacro %}{{ self::down(n=60) }}";
+        assert!(render("t", ok, &env(), &Value::Null).is_ok());
+    }
+
+    #[test]
+    fn limits_are_reported_by_render_and_parse_alike() {
+        for src in [
+            "{% if true %}".repeat(20_000),
+            format!("{{{{ {}1 }}}}", "1 + ".repeat(100_000)),
+            format!("x\n{{{{ {}1{} }}}}", "(".repeat(5_000), ")".repeat(5_000)),
+            "a {% include \"t.tpl\" %}".to_string(),
+            "{% macro f() %}{{ self::f() }}{% endmacro %}".to_string(),
+        ] {
+            let rendered = err(&src);
+            let parsed = parse("t.tpl", &src).expect_err("parse refuses it too");
+            assert_eq!(rendered, parsed);
+            assert!(
+                matches!(rendered.kind, TemplateErrorKind::Limit { .. }),
+                "{rendered:?}"
+            );
+            assert!(rendered.line.is_some() && rendered.column.is_some());
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_syntax_error_only() {
+        let src = format!(
+            "{}{{{{ Params.foo | }}}}{}",
+            "x".repeat(10_000),
+            "y".repeat(10_000)
+        );
+        let e = err(&src);
+        let TemplateErrorKind::Syntax { message } = &e.kind else {
+            panic!("{e:?}");
+        };
+        assert!(message.len() < 400, "{message}");
+        let lines: Vec<&str> = message.lines().collect();
+        let caret = lines[2].find('^').expect("caret");
+        assert_eq!(lines[1].chars().nth(caret), Some('}'), "{message}");
+    }
+
+    #[test]
+    fn errors_tera_gives_no_position_still_get_one() {
+        let e = err("a\n{% extends \"t.tpl\" %}");
+        assert!(e.line.is_some() && e.column.is_some(), "{e}");
+        let e = err("{% extends \"parent.tera\" %}");
+        assert_eq!((e.line, e.column), (Some(1), Some(1)), "{e}");
+        let e = err("\n{{ 99999999999999999999999 }}");
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn oversized_output_is_an_error_with_a_position() {
+        let e = err("{% for i in range(end=100) %}\n{{ 'x' | indent(width=1048000) }}{% endfor %}");
+        assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn expressions_tera_cannot_evaluate_are_errors_not_panics() {
+        for (src, line) in [
+            ("{% if not Params.foo ~ \"a\" %}y{% endif %}", 1),
+            ("x\n{{ true and not Params.foo ~ \"b\" }}", 2),
+            ("{% macro m() %}\n{% if true %}{% elif not 0 ~ 0 %}{% endif %}{% endmacro %}", 2),
+            ("{% macro m() %}1{% endmacro %}\n\n{{ 2 * (1 + self::m()) }}", 3),
+            ("{% macro m() %}1{% endmacro %}{% for i in [1] %}\n{% if self::m() >= 1 %}{% endif %}{% endfor %}", 2),
+        ] {
+            let e = err(src);
+            assert!(matches!(e.kind, TemplateErrorKind::Limit { .. }), "{src}: {e:?}");
+            assert_eq!(e.line, Some(line), "{src}: {e}");
+            assert_eq!(parse("t.tpl", src), Err(e));
+        }
+        // Where tera needs no boolean, it works, and so does a concatenation set first.
+        let ok = |src: &str| render("t", src, &env(), &json!({"foo": "bar"}));
+        assert_eq!(ok("{{ not Params.foo ~ \"b\" }}"), Ok("false".to_string()));
+        assert_eq!(
+            ok("{% set s = Params.foo ~ \"a\" %}{% if not s %}y{% else %}n{% endif %}"),
+            Ok("n".to_string())
+        );
     }
 
     #[test]

@@ -1,20 +1,39 @@
 //! Atomic file replacement.
 //!
-//! Owns putting bytes at a path so that no reader ever sees a partial file: the content goes to a
-//! temporary file in the target's own directory (same filesystem, so the rename is atomic), which is
-//! given its owner and mode, fsync'd, and renamed over the target; then the directory is fsync'd so the
-//! rename survives a crash. If anything fails before the rename, the temporary file is removed and the
-//! target is exactly as it was.
+//! Owns putting bytes at a path so that no reader ever sees a partial file, and nobody but the
+//! intended reader ever sees the bytes at all: the content goes to a temporary file in the target's
+//! own directory (same filesystem, so the rename is atomic), which is given its owner and mode
+//! *before a single byte is written*, then fsync'd and renamed over the target; then the directory is
+//! fsync'd so the rename survives a crash. If anything fails before the rename, the temporary file is
+//! removed and the target is exactly as it was.
 //!
-//! Ownership and mode: an existing target keeps its mode unless one is asked for, and (when gantry is
-//! root) its owner unless one is asked for; rename creates a new inode, so both are copied explicitly.
-//! A new file gets `0666` less the umask, like any file a program creates. `user`/`group` are applied
-//! only when running as root; otherwise they are skipped with a warning, so one config can serve a
-//! rootless run too. Names are looked up in `/etc/passwd` and `/etc/group` (no NSS: container images
-//! rarely have it), numbers are used as they are.
+//! # Why the order matters
 //!
-//! A target that is a symlink is replaced by a regular file (the link is not followed for writing), but
-//! its mode is taken from what the link points to.
+//! Permissions are checked when a file is opened, not when it is read: whoever opens the temporary
+//! file while it is still `0644` keeps a descriptor that reads the secret written later, whatever
+//! `fchmod` does afterwards. So the temporary file is created with at most the owner's bits of its
+//! final mode (the umask can only take bits away), handed to its final owner, set to its exact final
+//! mode, and only then written. At no point can anyone open it who could not open the final file.
+//!
+//! # Ownership and mode
+//!
+//! An existing regular file keeps its mode unless one is asked for, and (when gantry is root) its
+//! owner unless one is asked for; rename creates a new inode, so both are copied explicitly. A new file
+//! gets `0666` less the umask, like any file a program creates. `user`/`group` are applied only when
+//! running as root; otherwise they are skipped with a warning, so one config can serve a rootless run
+//! too. Names are looked up in `/etc/passwd` and `/etc/group` (no NSS: container images rarely have
+//! it), numbers are used as they are.
+//!
+//! # Files gantry did not put there
+//!
+//! The target is looked at with `lstat`, never through a link. A target that is a symlink is replaced
+//! by a regular file (rename replaces the link itself; nothing is written through it), and nothing is
+//! inherited from what it points to: in a shared directory like `/tmp`, anyone can plant
+//! `secret.env -> their-own-0666-file`, and copying that file's owner and mode would hand them the
+//! secret. For the same reason, in a sticky directory that others may write to, an existing file is
+//! only trusted for its owner and mode if it belongs to root or to gantry's own user. `chown` and
+//! `chmod` are only ever applied to the temporary file's descriptor, which gantry created itself
+//! (`O_EXCL`, `O_NOFOLLOW`, an unguessable name), never to a path.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -102,7 +121,8 @@ pub fn write_atomic(
         .into_owned();
     fs::create_dir_all(&dir).map_err(io_err(target, "creating its directory"))?;
 
-    let existing = match fs::metadata(target) {
+    // lstat: a link at the target is looked at, not followed.
+    let existing = match fs::symlink_metadata(target) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(target, "reading its metadata")(e)),
@@ -128,55 +148,75 @@ pub fn write_atomic(
         })
         .transpose()?;
 
-    // `existing` follows a symlink (its mode is inherited below); whether the target itself is a
-    // link needs its own look, since a link is always replaced by a regular file.
-    let is_link = fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
-    if let Some(meta) = &existing {
-        if meta.is_file()
-            && !is_link
-            && opts.mode.is_none_or(|m| meta.mode() & 0o7777 == m)
-            && uid.is_none_or(|u| meta.uid() == u)
-            && gid.is_none_or(|g| meta.gid() == g)
-            && same_content(target, meta.len(), content)
+    let euid = nix::unistd::geteuid().as_raw();
+    let shared_dir = fs::metadata(&dir).is_ok_and(|m| is_shared_dir(m.mode()));
+    // What an existing target may pass on to its replacement: only a regular file, and in a shared
+    // directory only one that root or gantry's own user owns (see the module docs).
+    let inherited = existing
+        .as_ref()
+        .filter(|m| m.file_type().is_file())
+        .filter(|m| !shared_dir || m.uid() == 0 || m.uid() == euid);
+    match &existing {
+        Some(m) if m.file_type().is_symlink() => tracing::warn!(
+            target = %target.display(),
+            "the target is a symlink: replacing the link itself with a regular file (what it points to is left alone, and its owner and mode are not copied)"
+        ),
+        Some(m) if m.file_type().is_file() && inherited.is_none() => tracing::warn!(
+            target = %target.display(),
+            owner = m.uid(),
+            "the target is in a shared sticky directory and belongs to another user: not copying its owner or mode"
+        ),
+        _ => {}
+    }
+
+    let mode = opts.mode.or(inherited.map(|m| m.mode() & 0o7777));
+    let root = euid == 0;
+    let want_uid = uid.or(inherited.map(MetadataExt::uid));
+    let want_gid = gid.or(inherited.map(MetadataExt::gid));
+    if !root && (uid.is_some() || gid.is_some()) {
+        tracing::warn!(
+            target = %target.display(),
+            "user/group are only applied when gantry runs as root; leaving the file owned by gantry's user"
+        );
+    }
+
+    if let Some(meta) = inherited {
+        if mode.is_none_or(|m| meta.mode() & 0o7777 == m)
+            && (!root || want_uid.is_none_or(|u| meta.uid() == u))
+            && (!root || want_gid.is_none_or(|g| meta.gid() == g))
+            && same_content(target, meta, content)
         {
             return Ok(WriteOutcome::Unchanged);
         }
     }
 
-    let (mut file, temp_path) =
-        create_temp(&dir, &file_name).map_err(io_err(target, "creating a temporary file"))?;
+    let (file, temp_path) =
+        create_temp(&dir, &file_name, mode).map_err(io_err(target, "creating a temporary file"))?;
     let mut guard = TempGuard {
         path: temp_path,
         armed: true,
     };
-    file.write_all(content)
-        .map_err(io_err(target, "writing the temporary file"))?;
 
-    // Owner before mode: chown clears setuid/setgid bits.
-    let temp_meta = file
-        .metadata()
-        .map_err(io_err(target, "reading the temporary file's metadata"))?;
-    let root = temp_meta.uid() == 0;
-    let want_uid = uid.or(existing.as_ref().map(MetadataExt::uid));
-    let want_gid = gid.or(existing.as_ref().map(MetadataExt::gid));
+    // Owner, then mode (chown clears setuid/setgid), then content: nobody can open the file
+    // between its creation and its last byte who could not open the finished file.
     if root {
+        let temp_meta = file
+            .metadata()
+            .map_err(io_err(target, "reading the temporary file's metadata"))?;
         let uid = want_uid.filter(|u| *u != temp_meta.uid());
         let gid = want_gid.filter(|g| *g != temp_meta.gid());
         if uid.is_some() || gid.is_some() {
             std::os::unix::fs::fchown(&file, uid, gid)
                 .map_err(io_err(target, "setting the owner"))?;
         }
-    } else if uid.is_some() || gid.is_some() {
-        tracing::warn!(
-            target = %target.display(),
-            "user/group are only applied when gantry runs as root; leaving the file owned by gantry's user"
-        );
     }
-    let mode = opts.mode.or(existing.as_ref().map(|m| m.mode() & 0o7777));
     if let Some(mode) = mode {
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(io_err(target, "setting the mode"))?;
     }
+    let mut file = file;
+    file.write_all(content)
+        .map_err(io_err(target, "writing the temporary file"))?;
     file.sync_all()
         .map_err(io_err(target, "flushing the temporary file to disk"))?;
     drop(file);
@@ -196,9 +236,30 @@ pub fn write_atomic(
     })
 }
 
+/// A sticky directory that others may write to (`/tmp`, `/var/tmp`): anyone can put a file there,
+/// so a file's owner and mode say nothing about what the administrator wanted.
+fn is_shared_dir(mode: u32) -> bool {
+    mode & 0o1000 != 0 && mode & 0o022 != 0
+}
+
+/// The mode a temporary file is created with: at most the owner's bits of its final mode (the exact
+/// mode is set before anything is written), or `0666` less the umask when no mode is wanted.
+fn creation_mode(final_mode: Option<u32>) -> u32 {
+    match final_mode {
+        Some(mode) => mode & 0o700,
+        None => 0o666,
+    }
+}
+
 /// A new, exclusive temporary file next to the target. Hidden (leading dot) so globbing watchers and
-/// `*.conf` includes do not pick it up; the pid and a random number keep two writers apart.
-fn create_temp(dir: &Path, file_name: &str) -> io::Result<(File, PathBuf)> {
+/// `*.conf` includes do not pick it up; the pid and a random number keep two writers apart, and
+/// `O_EXCL` (with `O_NOFOLLOW` for good measure) means a file or link planted under the same name
+/// makes the attempt fail rather than be used.
+fn create_temp(
+    dir: &Path,
+    file_name: &str,
+    final_mode: Option<u32>,
+) -> io::Result<(File, PathBuf)> {
     let mut last_err = None;
     for _ in 0..16 {
         let path = dir.join(format!(
@@ -206,11 +267,11 @@ fn create_temp(dir: &Path, file_name: &str) -> io::Result<(File, PathBuf)> {
             std::process::id(),
             rand::random::<u32>()
         ));
-        // 0666 less the umask, like any new file; an explicit or inherited mode is set afterwards.
         match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(creation_mode(final_mode))
             .open(&path)
         {
             Ok(f) => return Ok((f, path)),
@@ -221,12 +282,26 @@ fn create_temp(dir: &Path, file_name: &str) -> io::Result<(File, PathBuf)> {
     Err(last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
-fn same_content(target: &Path, len: u64, content: &[u8]) -> bool {
-    if len != content.len() as u64 {
+/// Whether the file at `target` is still the one `meta` describes and holds exactly `content`. Opened
+/// without following a link, and checked to be the same inode, so a file swapped in after the `lstat`
+/// is never mistaken for the target.
+fn same_content(target: &Path, meta: &fs::Metadata, content: &[u8]) -> bool {
+    if meta.len() != content.len() as u64 {
         return false;
     }
+    let Ok(mut file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(target)
+    else {
+        return false;
+    };
+    match file.metadata() {
+        Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {}
+        _ => return false,
+    }
     let mut buf = Vec::with_capacity(content.len());
-    match File::open(target).and_then(|mut f| f.read_to_end(&mut buf)) {
+    match file.read_to_end(&mut buf) {
         Ok(_) => buf == content,
         Err(_) => false,
     }
@@ -264,5 +339,36 @@ mod tests {
         assert_eq!(lookup_in(db, "nobody"), None);
         assert_eq!(lookup_id("1234", "/nonexistent"), Some(1234));
         assert_eq!(lookup_id("someone", "/nonexistent"), None);
+    }
+
+    #[test]
+    fn temporary_files_are_created_no_wider_than_their_final_mode() {
+        for mode in [
+            0o600, 0o640, 0o644, 0o400, 0o000, 0o4755, 0o2750, 0o1777, 0o7777,
+        ] {
+            let created = creation_mode(Some(mode));
+            assert_eq!(
+                created & !(mode & 0o777),
+                0,
+                "{mode:o}: created {created:o}"
+            );
+            assert_eq!(
+                created & 0o077,
+                0,
+                "{mode:o}: only the owner may open it before the chmod"
+            );
+        }
+    }
+
+    #[test]
+    fn sticky_directories_others_may_write_to_are_shared() {
+        assert!(is_shared_dir(0o1777));
+        assert!(is_shared_dir(0o1770 | 0o020));
+        assert!(
+            !is_shared_dir(0o0777),
+            "not sticky: no protection is possible anyway"
+        );
+        assert!(!is_shared_dir(0o1755));
+        assert!(!is_shared_dir(0o0755));
     }
 }
