@@ -1,14 +1,12 @@
 //! The command line: every mode, its flags, and logging set-up.
 //!
 //! Raw flags only: each mode's module turns its arguments into what it runs. `main.rs` parses
-//! ([`parse_from`]), calls [`init_logging`], and dispatches. Also how every mode prints to stdout
-//! ([`print_stdout`]): a reader that went away (`gantry check | head -1`) ends the output quietly.
+//! ([`parse_from`]), calls [`init_logging`], and dispatches. (How a mode prints its result to stdout,
+//! quietly when the reader went away, is `exit::print_stdout`.)
 //!
 //! Global options (`--log-format`) may be written before or after the subcommand. The flags-only
 //! mode's options may not be combined with a subcommand: [`parse_from`] rejects `gantry
 //! --stop-timeout 5s up` rather than ignore the option.
-
-use std::io::Write;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -81,28 +79,6 @@ fn flags_only_option_given(command: &clap::Command, matches: &clap::ArgMatches) 
             (None, Some(short)) => format!("-{short}"),
             (None, None) => "-- CMD".to_string(),
         })
-}
-
-/// Writes `text` to stdout and flushes it, and returns `code`. A reader that went away (EPIPE, as in
-/// `gantry check | head -1`) only means the rest was not wanted: nothing is reported and `code`
-/// stands. Any other failure is reported on stderr and gives [`crate::exit::INTERNAL`].
-pub fn print_stdout(text: &str, code: i32) -> i32 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => code,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
-        Err(e) => {
-            print_stderr(&format!("gantry: cannot write to stdout: {e}\n"));
-            crate::exit::INTERNAL
-        }
-    }
-}
-
-/// Writes `text` to stderr; a failure (stderr closed) is ignored, since there is nowhere left to
-/// report it, instead of panicking as `eprint!` would.
-pub fn print_stderr(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }
 
 #[derive(Debug, Subcommand)]

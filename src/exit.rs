@@ -87,3 +87,27 @@ pub fn exec<P: AsRef<std::ffi::OsStr>, A: AsRef<std::ffi::OsStr>>(program: P, ar
     tracing::error!("cannot run {}: {err}", program.to_string_lossy());
     ExitStatus::from_spawn_error(&err).code()
 }
+
+/// Writes `text` to stdout and flushes it, and returns `code`. A reader that went away (EPIPE, as in
+/// `gantry check | head -1`) only means the rest was not wanted: nothing is reported and `code`
+/// stands. Any other failure is reported on stderr and gives [`INTERNAL`].
+pub fn print_stdout(text: &str, code: i32) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            print_stderr(&format!("gantry: cannot write to stdout: {e}\n"));
+            INTERNAL
+        }
+    }
+}
+
+/// Writes `text` to stderr; a failure (stderr closed) is ignored, since there is nowhere left to
+/// report it, instead of panicking as `eprint!` would.
+pub fn print_stderr(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+}

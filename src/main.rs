@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             wait_cmd::run(args)
         }
         Some(Command::Version) => {
-            cli::print_stdout(&format!("gantry {}\n", env!("CARGO_PKG_VERSION")), 0)
+            gantry::exit::print_stdout(&format!("gantry {}\n", env!("CARGO_PKG_VERSION")), 0)
         }
         None => {
             // Quiet by default, like tini: an init should not add to the container's log.

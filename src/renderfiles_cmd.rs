@@ -1,7 +1,7 @@
 //! `gantry renderfiles -c DIR [--dry-run | --diff] [--] [CMD ARGS...]`: render every `file` block,
 //! then become CMD.
 //!
-//! Owns the one-shot mode and the render phase as `up` runs it ([`render_phase`]). CMD is started with
+//! Owns the one-shot mode (the render phase of `up` is `render::render_phase`). CMD is started with
 //! `exec`, not as a child: it takes gantry's PID (PID 1 in a container), receives signals directly and
 //! its exit code is the container's. That is the point of this mode, and why it needs no supervisor.
 //! If anything fails to render, CMD never runs.
@@ -60,7 +60,7 @@ pub fn run(args: &RenderfilesArgs, specs: &[FileSpec]) -> i32 {
     let rendered = match render::render_all(specs, &env) {
         Ok(r) => r,
         Err(failed) => {
-            report_render_errors(&failed);
+            render::report_render_errors(&failed);
             return exit::RENDER_FAILED;
         }
     };
@@ -88,51 +88,6 @@ pub fn run(args: &RenderfilesArgs, specs: &[FileSpec]) -> i32 {
     match args.command.split_first() {
         None => 0,
         Some((program, rest)) => exit::exec(program, rest),
-    }
-}
-
-/// The render phase of `gantry up`: render everything, then write; on failure print every error and
-/// return the exit code gantry should stop with.
-pub fn render_phase(specs: &[FileSpec]) -> Result<(), i32> {
-    if specs.is_empty() {
-        return Ok(());
-    }
-    tracing::info!("render: {} file(s)", specs.len());
-    let rendered = render::render_all(specs, &render::process_env()).map_err(|failed| {
-        report_render_errors(&failed);
-        exit::RENDER_FAILED
-    })?;
-    render::write_all(&rendered).map_err(|e| {
-        eprintln!("gantry: {e}");
-        exit::RENDER_FAILED
-    })?;
-    Ok(())
-}
-
-/// For `gantry check`: every template can be read and parses (nothing is rendered or written, since
-/// the environment at check time is not the one at run time).
-pub fn check_templates(specs: &[FileSpec]) -> Result<(), i32> {
-    render::check_all(specs).map_err(|failed| {
-        let n = failed.0.len();
-        eprintln!(
-            "gantry: {n} template{} cannot be used:",
-            if n == 1 { "" } else { "s" }
-        );
-        for e in &failed.0 {
-            eprintln!("  {e}");
-        }
-        exit::RENDER_FAILED
-    })
-}
-
-fn report_render_errors(failed: &render::RenderFailed) {
-    let n = failed.0.len();
-    eprintln!(
-        "gantry: {n} file{} could not be rendered; nothing was written:",
-        if n == 1 { "" } else { "s" }
-    );
-    for e in &failed.0 {
-        eprintln!("  {e}");
     }
 }
 
@@ -192,7 +147,7 @@ mod tests {
         let args = parse(&["/bin/sh", "-c", "exit 0"]);
         assert_eq!(run(&args, &specs), exit::RENDER_FAILED);
         assert!(!ok.exists());
-        assert_eq!(render_phase(&specs), Err(exit::RENDER_FAILED));
+        assert_eq!(render::render_phase(&specs), Err(exit::RENDER_FAILED));
         assert!(!ok.exists());
     }
 

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::config::{self, Plan};
+use crate::exit;
 use crate::runtime::Options;
 use crate::supervisor::{self, Cause, JobDef, Kind, RunOptions, Supervisor};
-use crate::{cli, exit};
 
 /// Arguments of `gantry up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,7 +39,7 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
     let plan = match config::load(dir) {
         Ok(plan) => plan,
         Err(errors) => {
-            cli::print_stderr(&format!("gantry: {errors}"));
+            exit::print_stderr(&format!("gantry: {errors}"));
             return Err(exit::CONFIG);
         }
     };
@@ -52,7 +52,7 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
                 p.pos, p.title, p.kind
             ));
         }
-        cli::print_stderr(&text);
+        exit::print_stderr(&text);
         return Err(exit::CONFIG);
     }
     Ok(plan)
@@ -62,7 +62,7 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
 pub fn check(args: &CheckArgs) -> i32 {
     match load(&args.config_dir) {
         Ok(plan) => {
-            if let Err(code) = crate::renderfiles_cmd::check_templates(&plan.files) {
+            if let Err(code) = crate::render::check_templates(&plan.files) {
                 return code;
             }
             let text = format!(
@@ -70,7 +70,7 @@ pub fn check(args: &CheckArgs) -> i32 {
                 args.config_dir.display(),
                 config::describe_plan(&plan)
             );
-            cli::print_stdout(&text, 0)
+            exit::print_stdout(&text, 0)
         }
         Err(code) => code,
     }
@@ -83,7 +83,7 @@ pub fn up(args: &UpArgs) -> i32 {
         Err(code) => return code,
     };
     // Phase 1, render: before the runtime starts, so a failed render stops gantry before any boot job.
-    if let Err(code) = crate::renderfiles_cmd::render_phase(&plan.files) {
+    if let Err(code) = crate::render::render_phase(&plan.files) {
         return code;
     }
     let keep_running = args.keep_running;

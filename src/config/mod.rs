@@ -10,6 +10,7 @@
 pub mod duration;
 pub mod error;
 pub mod file;
+pub mod file_block;
 pub mod lazy;
 pub mod model;
 pub mod node;
@@ -196,7 +197,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
             }
             "file" => {
                 let unique = check_unique("file", block, &mut file_targets, errors);
-                if let Some(file) = crate::render::file_from_block(block, errors) {
+                if let Some(file) = file_block::file_from_block(block, errors) {
                     if unique {
                         plan.files.push(file);
                     }
@@ -260,7 +261,7 @@ pub fn describe_plan(plan: &Plan) -> String {
             plan.files.len()
         );
         for f in &plan.files {
-            let _ = writeln!(out, "   - {}", crate::render::describe(f));
+            let _ = writeln!(out, "   - {}", file_block::describe(f));
         }
     }
     if plan.boot.is_empty() {

@@ -145,7 +145,7 @@ pub struct Pending {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     /// `file` blocks, rendered before anything runs.
-    pub files: Vec<crate::render::FileSpec>,
+    pub files: Vec<super::file_block::FileSpec>,
     pub boot: Vec<BootJob>,
     pub jobs: Vec<JobSpec>,
     /// `probe` blocks, in file order; the `wait = true` ones gate the run phase.

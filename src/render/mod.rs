@@ -36,9 +36,9 @@
 //! `randAlphaNum` secret generated on first boot stays the same on every later boot, and the template
 //! may read variables that are only set on first boot.
 
-mod block;
 mod funcs;
 mod guard;
+mod phase;
 mod preview;
 mod scan;
 mod template;
@@ -48,7 +48,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use block::{describe, file_from_block};
+pub use crate::config::file_block::{describe, parse_mode, FileSpec, Origin, Source};
+pub use phase::{check_templates, render_phase, report_render_errors};
 pub use preview::{diff, dry_run};
 pub use template::{
     parse as parse_template, render as render_template, TemplateError, TemplateErrorKind,
@@ -76,91 +77,12 @@ pub fn process_env() -> Env {
         .collect()
 }
 
-/// Where a `file` block's template comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `from = "path"`: a template file, relative to the working directory.
-    From(PathBuf),
-    /// `content = "..."`: the template inline in the config.
-    Content(String),
-}
-
-/// Where a `file` block was written, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Origin {
-    /// The config file that holds the block.
-    pub file: PathBuf,
-    /// 1-based line of the block's header.
-    pub line: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.file.as_os_str().is_empty() {
-            f.write_str("<no config file>")
-        } else {
-            write!(f, "{}:{}", self.file.display(), self.line)
-        }
-    }
-}
-
-/// One `file "TARGET" { ... }` block, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileSpec {
-    /// Where the rendered file goes.
-    pub target: PathBuf,
-    pub source: Source,
-    /// The block's `params`, seen by the template as `Params` (null means an empty map).
-    pub params: serde_json::Value,
-    /// `false`: leave an existing target alone (and do not render it). Default `true`.
-    pub overwrite: bool,
-    /// Permission bits to set (e.g. `0o640`). `None`: an existing file keeps its mode, a new one gets
-    /// `0666` less the umask.
-    pub mode: Option<u32>,
-    /// Owner, as a name or a number; applied only when gantry runs as root.
-    pub user: Option<String>,
-    /// Group, as a name or a number; applied only when gantry runs as root.
-    pub group: Option<String>,
-    pub origin: Origin,
-}
-
-impl FileSpec {
-    /// A spec with mittnite's defaults: no params, `overwrite = true`, mode and owner left alone.
-    pub fn new(target: impl Into<PathBuf>, source: Source) -> Self {
-        FileSpec {
-            target: target.into(),
-            source,
-            params: serde_json::Value::Null,
-            overwrite: true,
-            mode: None,
-            user: None,
-            group: None,
-            origin: Origin::default(),
-        }
-    }
-
-    fn write_options(&self) -> WriteOptions {
-        WriteOptions {
-            mode: self.mode,
-            user: self.user.clone(),
-            group: self.group.clone(),
-        }
-    }
-}
-
-/// Parses a `mode` as written in a config: octal, with or without a leading `0` or `0o` (`"0640"`,
-/// `"640"`, `"0o640"`). Only permission bits (and setuid/setgid/sticky) are accepted.
-pub fn parse_mode(given: &str) -> Result<u32, String> {
-    let s = given.trim();
-    let digits = s.strip_prefix("0o").unwrap_or(s);
-    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
-        return Err(format!(
-            "mode {given:?} is not an octal number such as \"0640\""
-        ));
-    }
-    match u32::from_str_radix(digits, 8) {
-        Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err(format!("mode {given:?} is larger than 07777")),
+/// How `spec`'s file is to be written.
+fn write_options(spec: &FileSpec) -> WriteOptions {
+    WriteOptions {
+        mode: spec.mode,
+        user: spec.user.clone(),
+        group: spec.group.clone(),
     }
 }
 
@@ -341,7 +263,7 @@ pub fn write_all(rendered: &[Rendered]) -> Result<Vec<WriteOutcome>, WriteError>
         let outcome = match &r.action {
             Action::Keep => WriteOutcome::Kept,
             Action::Write(content) => {
-                write_atomic(&r.spec.target, content.as_bytes(), &r.spec.write_options())?
+                write_atomic(&r.spec.target, content.as_bytes(), &write_options(&r.spec))?
             }
         };
         tracing::info!(target = %r.spec.target.display(), outcome = ?outcome, "rendered file");

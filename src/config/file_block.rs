@@ -1,4 +1,5 @@
-//! Reading a `file` block of the configuration into a [`FileSpec`].
+//! The `file` block: its plain data ([`FileSpec`]) and its reader. Rendering and writing the file
+//! belong to `render`, which reads this data and nothing of HCL.
 //!
 //! Owns the `file` block's schema: mittnite's `from`, `params` and `overwrite`, and gantry's additions
 //! `content`, `mode`, `user` and `group`. Every mistake goes to the loader's error list with the file,
@@ -17,10 +18,90 @@
 
 use std::path::PathBuf;
 
-use crate::config::node::{Block, Reader, Value};
-use crate::config::{ConfigError, Errors};
+use std::fmt;
 
-use super::{parse_mode, FileSpec, Origin, Source};
+use super::node::{Block, Reader, Value};
+use super::{ConfigError, Errors};
+
+/// Where a `file` block's template comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `from = "path"`: a template file, relative to the working directory.
+    From(PathBuf),
+    /// `content = "..."`: the template inline in the config.
+    Content(String),
+}
+
+/// Where a `file` block was written, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The config file that holds the block.
+    pub file: PathBuf,
+    /// 1-based line of the block's header.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.as_os_str().is_empty() {
+            f.write_str("<no config file>")
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
+    }
+}
+
+/// One `file "TARGET" { ... }` block, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    /// Where the rendered file goes.
+    pub target: PathBuf,
+    pub source: Source,
+    /// The block's `params`, seen by the template as `Params` (null means an empty map).
+    pub params: serde_json::Value,
+    /// `false`: leave an existing target alone (and do not render it). Default `true`.
+    pub overwrite: bool,
+    /// Permission bits to set (e.g. `0o640`). `None`: an existing file keeps its mode, a new one gets
+    /// `0666` less the umask.
+    pub mode: Option<u32>,
+    /// Owner, as a name or a number; applied only when gantry runs as root.
+    pub user: Option<String>,
+    /// Group, as a name or a number; applied only when gantry runs as root.
+    pub group: Option<String>,
+    pub origin: Origin,
+}
+
+impl FileSpec {
+    /// A spec with mittnite's defaults: no params, `overwrite = true`, mode and owner left alone.
+    pub fn new(target: impl Into<PathBuf>, source: Source) -> Self {
+        FileSpec {
+            target: target.into(),
+            source,
+            params: serde_json::Value::Null,
+            overwrite: true,
+            mode: None,
+            user: None,
+            group: None,
+            origin: Origin::default(),
+        }
+    }
+}
+
+/// Parses a `mode` as written in a config: octal, with or without a leading `0` or `0o` (`"0640"`,
+/// `"640"`, `"0o640"`). Only permission bits (and setuid/setgid/sticky) are accepted.
+pub fn parse_mode(given: &str) -> Result<u32, String> {
+    let s = given.trim();
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(format!(
+            "mode {given:?} is not an octal number such as \"0640\""
+        ));
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!("mode {given:?} is larger than 07777")),
+    }
+}
 
 /// Reads one `file` block; `None` (with the reasons in `errors`) if it is not valid.
 pub fn file_from_block(block: &Block, errors: &mut Errors) -> Option<FileSpec> {
