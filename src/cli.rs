@@ -48,6 +48,8 @@ pub enum Command {
     Version,
     /// Reload a process in a shared PID namespace when its configuration changes.
     Sidecar(crate::sidecar::SidecarArgs),
+    /// Control a running `gantry up --api` (mittnitectl's commands).
+    Ctl(crate::ctl::CtlArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
