@@ -44,12 +44,18 @@ fn v1_routes_answer_with_mittnites_bodies_and_status_codes() {
     // Not controllable: 404; unknown: 400; wrong method: 405 before the job is looked at.
     assert_eq!(
         curl(s, "GET", "/v1/job/quiet/status"),
-        (404, "job \"quiet\" not found or is not controllable\n".to_string())
+        (
+            404,
+            "job \"quiet\" not found or is not controllable\n".to_string()
+        )
     );
     assert_eq!(curl(s, "POST", "/v1/job/quiet/stop").0, 404);
     assert_eq!(
         curl(s, "GET", "/v1/job/nope/status"),
-        (400, "can't find ignition config for job \"nope\"\n".to_string())
+        (
+            400,
+            "can't find ignition config for job \"nope\"\n".to_string()
+        )
     );
     assert_eq!(curl(s, "POST", "/v1/job/web/status").0, 405);
     assert_eq!(curl(s, "GET", "/v1/job/web/start").0, 405);
@@ -158,7 +164,11 @@ fn stop_then_start_gives_a_new_pid_and_restart_while_stopping_is_one_restart() {
 #[test]
 fn the_socket_is_0600_and_a_non_root_client_is_refused() {
     let up = Up::start(TWO_JOBS, &[]);
-    let mode = std::fs::metadata(&up.sock).expect("stat").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&up.sock)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     // The directory must let nobody reach the socket; the socket's mode alone keeps them out.
     std::fs::set_permissions(up.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -172,11 +182,18 @@ fn a_peer_that_may_not_control_gets_403_from_the_peer_credential_check() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let up = Up::spawn_in(dir, TWO_JOBS, &["--api-group", "65534"]);
     up.wait_ready();
-    let mode = std::fs::metadata(&up.sock).expect("stat").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&up.sock)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o660);
     // nobody (gid 65534) can connect, and is refused by SO_PEERCRED: 403 for reading and control.
     assert_eq!(curl_with(NOBODY, &up.sock, "GET", "/v1/jobs").0, 403);
-    assert_eq!(curl_with(NOBODY, &up.sock, "POST", "/v1/job/web/stop").0, 403);
+    assert_eq!(
+        curl_with(NOBODY, &up.sock, "POST", "/v1/job/web/stop").0,
+        403
+    );
     assert_eq!(up.job("web")["state"], "running");
 }
 
@@ -184,12 +201,22 @@ fn a_peer_that_may_not_control_gets_403_from_the_peer_credential_check() {
 fn read_uids_may_read_but_not_control() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let up = Up::spawn_in(dir, TWO_JOBS, &["--api-group", "65534", "--api-read-uids", "65534"]);
+    let up = Up::spawn_in(
+        dir,
+        TWO_JOBS,
+        &["--api-group", "65534", "--api-read-uids", "65534"],
+    );
     up.wait_ready();
     assert_eq!(curl_with(NOBODY, &up.sock, "GET", "/v1/jobs").0, 200);
     assert_eq!(curl_with(NOBODY, &up.sock, "GET", "/v2/jobs").0, 200);
-    assert_eq!(curl_with(NOBODY, &up.sock, "POST", "/v1/job/web/stop").0, 403);
-    assert_eq!(curl_with(NOBODY, &up.sock, "POST", "/v2/jobs/web/signal/TERM").0, 403);
+    assert_eq!(
+        curl_with(NOBODY, &up.sock, "POST", "/v1/job/web/stop").0,
+        403
+    );
+    assert_eq!(
+        curl_with(NOBODY, &up.sock, "POST", "/v2/jobs/web/signal/TERM").0,
+        403
+    );
 }
 
 #[test]
@@ -200,7 +227,11 @@ fn tcp_needs_a_bearer_token() {
     let mut refused = Up::spawn(TWO_JOBS, &["--api-listen-address", &addr]);
     let code = refused.wait();
     assert_eq!(code, Some(78));
-    assert!(refused.stderr_text().contains("bearer token"), "{}", refused.stderr_text());
+    assert!(
+        refused.stderr_text().contains("bearer token"),
+        "{}",
+        refused.stderr_text()
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("token");
@@ -208,20 +239,38 @@ fn tcp_needs_a_bearer_token() {
     let up = Up::spawn_in(
         dir,
         TWO_JOBS,
-        &["--api-listen-address", &addr, "--api-token-file", token_file.to_str().expect("utf-8")],
+        &[
+            "--api-listen-address",
+            &addr,
+            "--api-token-file",
+            token_file.to_str().expect("utf-8"),
+        ],
     );
     let url = format!("http://127.0.0.1:{port}/v1/jobs");
     let start = Instant::now();
     while curl_tcp(&url, "GET", &["Authorization: Bearer s3cret-token"]).0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", up.stderr_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            up.stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(curl_tcp(&url, "GET", &[]).0, 401);
-    assert_eq!(curl_tcp(&url, "GET", &["Authorization: Bearer n0t-the-t0ken"]).0, 401);
+    assert_eq!(
+        curl_tcp(&url, "GET", &["Authorization: Bearer n0t-the-t0ken"]).0,
+        401
+    );
     assert_eq!(curl_tcp(&url, "GET", &["Authorization: Bearer "]).0, 401);
     let log = up.stderr_text();
-    assert!(log.contains("127.0.0.1"), "refusals are logged with the peer: {log}");
-    assert!(!log.contains("s3cret") && !log.contains("n0t-the"), "no token in the log: {log}");
+    assert!(
+        log.contains("127.0.0.1"),
+        "refusals are logged with the peer: {log}"
+    );
+    assert!(
+        !log.contains("s3cret") && !log.contains("n0t-the"),
+        "no token in the log: {log}"
+    );
 }
 
 #[test]
@@ -240,8 +289,15 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_an_error() {
     let mut second = Up::spawn_in(second_dir, TWO_JOBS, &["--api-listen-address", &addr]);
     assert_eq!(second.wait(), Some(78));
     let err = second.stderr_text();
-    assert!(err.contains("another process") && err.contains("gantry.sock"), "{err}");
-    assert_eq!(curl(&first.sock, "GET", "/v1/jobs").0, 200, "the first still serves");
+    assert!(
+        err.contains("another process") && err.contains("gantry.sock"),
+        "{err}"
+    );
+    assert_eq!(
+        curl(&first.sock, "GET", "/v1/jobs").0,
+        200,
+        "the first still serves"
+    );
 }
 
 /// A WebSocket client that follows `path` and returns every text message until `until` says stop.
@@ -257,7 +313,9 @@ fn follow_ws(
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let stream = tokio::net::UnixStream::connect(sock).await.expect("connect");
+        let stream = tokio::net::UnixStream::connect(sock)
+            .await
+            .expect("connect");
         let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://gantry{path}"), stream)
             .await
             .expect("websocket handshake");
@@ -308,9 +366,18 @@ fn a_following_websocket_client_gets_all_200000_lines_in_order_and_so_does_stdou
         |line| line == "200000",
         || std::fs::write(&go, "").expect("touch go"),
     );
-    assert_eq!(got.len(), 200_000, "first lines: {:?}", &got[..got.len().min(3)]);
+    assert_eq!(
+        got.len(),
+        200_000,
+        "first lines: {:?}",
+        &got[..got.len().min(3)]
+    );
     for (i, line) in got.iter().enumerate() {
-        assert_eq!(line, &(i + 1).to_string(), "line {i} out of order or missing");
+        assert_eq!(
+            line,
+            &(i + 1).to_string(),
+            "line {i} out of order or missing"
+        );
     }
     // gantry's RSS stays bounded by the ring, whatever is written through it.
     let status = std::fs::read_to_string(format!("/proc/{}/status", up.pid())).expect("status");
@@ -362,8 +429,15 @@ fn a_client_that_stops_reading_is_told_exactly_how_many_lines_it_missed() {
             expect_seq += n;
             continue;
         }
-        assert_eq!(v["seq"].as_u64(), Some(expect_seq), "no silent gap at {line}");
-        assert_eq!(v["line"].as_str(), Some((expect_seq + 1).to_string().as_str()));
+        assert_eq!(
+            v["seq"].as_u64(),
+            Some(expect_seq),
+            "no silent gap at {line}"
+        );
+        assert_eq!(
+            v["line"].as_str(),
+            Some((expect_seq + 1).to_string().as_str())
+        );
         expect_seq += 1;
         lines += 1;
         if expect_seq == 200_000 {
@@ -373,6 +447,9 @@ fn a_client_that_stops_reading_is_told_exactly_how_many_lines_it_missed() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(expect_seq, 200_000, "the stream reached the end");
-    assert!(skipped_markers >= 1, "the slow client was told it missed lines");
+    assert!(
+        skipped_markers >= 1,
+        "the slow client was told it missed lines"
+    );
     assert!(lines < 200_000);
 }

@@ -159,7 +159,12 @@ impl Up {
     }
 
     /// Polls job `name` until `cond` holds.
-    pub fn wait_job(&self, name: &str, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_job(
+        &self,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let start = Instant::now();
         loop {
             let j = self.job(name);
@@ -261,4 +266,9 @@ pub fn ctl_with(prefix: &[&str], sock: &Path, args: &[&str]) -> (i32, String, St
 }
 
 /// Runs as `nobody` with no supplementary groups.
-pub const NOBODY: &[&str] = &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+pub const NOBODY: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
