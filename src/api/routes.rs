@@ -80,7 +80,7 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
                 "status" | "logs" => Method::GET,
                 _ => return not_found(),
             };
-            if let Some(resp) = allow(&req, &[method.clone()]) {
+            if let Some(resp) = allow(&req, std::slice::from_ref(&method)) {
                 return resp;
             }
             if let Some(resp) = control_check(&conn, &method) {
