@@ -453,3 +453,52 @@ fn a_client_that_stops_reading_is_told_exactly_how_many_lines_it_missed() {
     );
     assert!(lines < 200_000);
 }
+
+#[test]
+fn with_the_api_on_a_jobs_file_output_is_unchanged_and_kept_in_its_ring() {
+    // A last line without a newline, and stderr to a file of its own.
+    let config = r#"
+job "files" {
+  command = "/bin/sh"
+  args = ["-c", "printf 'one\ntwo\nno-newline'; echo err-line >&2; exec sleep 1000"]
+  stdout = "out.log"
+  stderr = "err.log"
+  controllable = true
+}
+"#;
+    let up = Up::start(config, &[]);
+    let out = up.path().join("out.log");
+    let start = Instant::now();
+    while std::fs::read_to_string(&out).unwrap_or_default() != "one\ntwo\nno-newline" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            std::fs::read_to_string(&out)
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(
+        std::fs::read_to_string(up.path().join("err.log")).expect("err.log"),
+        "err-line\n"
+    );
+    let (code, body) = curl(&up.sock, "GET", "/v2/jobs/files/logs?taillen=-1");
+    assert_eq!(code, 200);
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let texts: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["stream"].as_str().unwrap_or(""),
+                v["line"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        texts.contains(&("stdout", "one")) && texts.contains(&("stdout", "two")),
+        "{body}"
+    );
+    assert!(texts.contains(&("stderr", "err-line")), "{body}");
+}
