@@ -288,8 +288,9 @@ impl CopyPlan {
     }
 }
 
-/// How much of a job's pipe the tee reads at once.
-const TEE_READ: usize = 64 * 1024;
+/// How much of a job's pipe the tee reads at once (held per stream of every job while it runs,
+/// so kept small: 20 jobs cost 320 KiB of buffers).
+const TEE_READ: usize = 8 * 1024;
 
 /// Copies a pipe to `sink` (raw, or as timestamped lines) and keeps its lines in the ring.
 async fn tee(
