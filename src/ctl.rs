@@ -38,6 +38,34 @@ pub mod code {
     pub const DENIED: i32 = 77;
 }
 
+/// `gantry ctl`'s own command line (parsed apart from gantry's, see `cli::Command::Ctl`).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "gantry ctl",
+    about = "Control a running `gantry up --api` (mittnitectl's commands)"
+)]
+pub struct CtlCli {
+    #[command(flatten)]
+    pub args: CtlArgs,
+}
+
+/// Parses `args` (what follows `gantry ctl`) and runs; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    use clap::Parser;
+    let argv = std::iter::once("gantry ctl".to_string()).chain(args.iter().cloned());
+    match CtlCli::try_parse_from(argv) {
+        Ok(cli) => run(&cli.args),
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                crate::exit::USAGE
+            } else {
+                code::OK
+            }
+        }
+    }
+}
+
 /// Arguments of `gantry ctl`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CtlArgs {
@@ -141,7 +169,7 @@ pub fn run(args: &CtlArgs) -> i32 {
             return code::OTHER;
         }
     };
-    match rt.block_on(main(args)) {
+    match rt.block_on(dispatch(args)) {
         Ok(code) => code,
         Err(f) => {
             eprintln!("gantry ctl: {}", f.message);
@@ -421,7 +449,7 @@ fn uptime(v: &Value) -> String {
     }
 }
 
-async fn main(args: &CtlArgs) -> Result<i32, Failure> {
+async fn dispatch(args: &CtlArgs) -> Result<i32, Failure> {
     let client = Client::new(args)?;
     match &args.command {
         CtlCommand::Job(JobCommand::List { json }) => {

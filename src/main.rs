@@ -31,9 +31,9 @@ fn main() -> ExitCode {
             cli::init_logging(cli.log_format, tracing::Level::INFO);
             wait_cmd::run(args)
         }
-        Some(Command::Ctl(args)) => {
+        Some(Command::Ctl { args }) => {
             cli::init_logging(cli.log_format, tracing::Level::WARN);
-            gantry::ctl::run(args)
+            gantry::ctl::main(args)
         }
         Some(Command::Version) => {
             println!("gantry {}", env!("CARGO_PKG_VERSION"));
