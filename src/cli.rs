@@ -95,6 +95,19 @@ pub enum Command {
     Version,
     /// Reload a process in a shared PID namespace when its configuration changes.
     Sidecar(crate::sidecar::SidecarArgs),
+    /// Control a running `gantry up --api` (mittnitectl's commands; `gantry ctl --help`).
+    ///
+    /// Its arguments are parsed by `ctl::CtlCli` only when `ctl` runs, so that the other modes do
+    /// not build its command tree.
+    #[command(disable_help_flag = true)]
+    Ctl {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,13 +22,23 @@
 //! | `probe_phase` | phase 3 of `up`: waiting for `wait = true` probes (probes live in `gantry-probes`) |
 //! | `wait_cmd` | `gantry wait URL... [-- CMD]`: probes from URLs, then exec (probes live in `gantry-probes`) |
 //! | `signals`, `timestamp`, `exit` | signal names, output timestamps, exit codes |
+//! | `api` | `up --api`: the control API (mittnite's `/v1`, gantry's `/v2`) and `up -p`'s status, health and metrics port |
+//! | `ctl` | `gantry ctl`: the API's command-line client (mittnitectl's commands) |
+//! | `logring` | per-job log rings behind the API's `logs` (bounded, lossless for readers that keep up) |
+//! | `metrics` | the Prometheus text encoder and gantry's own process figures |
+//! | `pidfile` | `up --pidfile` |
 
+pub mod api;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod exit;
 pub mod flags;
 pub mod lazy;
+pub mod logring;
+pub mod metrics;
 pub mod output;
+pub mod pidfile;
 pub mod probe_phase;
 pub mod reaper;
 pub mod render;

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
             cli::init_logging(cli.log_format, tracing::Level::INFO);
             wait_cmd::run(args)
         }
+        Some(Command::Ctl { args }) => {
+            cli::init_logging(cli.log_format, tracing::Level::WARN);
+            gantry::ctl::main(args)
+        }
         Some(Command::Version) => {
             gantry::exit::print_stdout(&format!("gantry {}\n", env!("CARGO_PKG_VERSION")), 0)
         }

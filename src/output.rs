@@ -18,6 +18,12 @@
 //! **Bounded memory.** A line is cut after [`MAX_LINE`] bytes: the part read so far is written as a
 //! line of its own (with its timestamp) and the rest follows as the next line, so an endless line
 //! without a newline costs at most that much.
+//!
+//! **With the API on** (`up --api`, see [`Copiers::enable_rings`]) every stream of every job is a
+//! pipe: a tee task reads it, hands the bytes to the same destination as above (unchanged: raw bytes
+//! as read, or timestamped lines), then appends the lines to the job's [`LogRing`]. The ring never
+//! waits for its readers, so only the destination's back-pressure reaches the job, as without the
+//! API. With the API off nothing of this exists: no ring, and no pipe where none was needed before.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::OutputSpec;
+use crate::logring::{self, LineSplitter, LogRing, Rings};
 use crate::timestamp::TimestampFormat;
 
 /// The longest line copied as one: longer ones are cut into lines of this size.
@@ -129,7 +136,16 @@ impl Write for RawFd {
 /// One stream after `prepare`: what the child gets, and what to copy if it is a pipe.
 #[derive(Debug)]
 struct Stream {
-    copy: Option<(Target, TimestampFormat)>,
+    copy: Option<Copy>,
+}
+
+/// What a pipe's copy task does: write to `target` (with timestamps if `ts`), and keep the lines
+/// in `ring` when the API is on.
+#[derive(Debug)]
+struct Copy {
+    target: Target,
+    ts: Option<TimestampFormat>,
+    ring: Option<(Arc<LogRing>, logring::Stream)>,
 }
 
 /// The child's stdio, and the copy work to start once it is running.
@@ -159,11 +175,12 @@ fn stream(
     file: Option<&Path>,
     ts: Option<&TimestampFormat>,
     fallback: Target,
+    ring: Option<(Arc<LogRing>, logring::Stream)>,
 ) -> io::Result<(Stdio, Stream)> {
-    match (file, ts) {
-        (None, None) => Ok((Stdio::inherit(), Stream { copy: None })),
-        (Some(path), None) => Ok((Stdio::from(open_append(path)?), Stream { copy: None })),
-        (file, Some(ts)) => {
+    match (file, ts, ring) {
+        (None, None, None) => Ok((Stdio::inherit(), Stream { copy: None })),
+        (Some(path), None, None) => Ok((Stdio::from(open_append(path)?), Stream { copy: None })),
+        (file, ts, ring) => {
             let target = match file {
                 Some(path) => Target::File(open_append(path)?),
                 None => fallback,
@@ -171,24 +188,31 @@ fn stream(
             Ok((
                 Stdio::piped(),
                 Stream {
-                    copy: Some((target, ts.clone())),
+                    copy: Some(Copy {
+                        target,
+                        ts: ts.cloned(),
+                        ring,
+                    }),
                 },
             ))
         }
     }
 }
 
-/// Opens files and decides on pipes for a child's output.
-pub fn prepare(spec: &OutputSpec) -> io::Result<Prepared> {
+/// Opens files and decides on pipes for a child's output; with `ring` (the API is on) both streams
+/// are piped and teed into it.
+pub fn prepare(spec: &OutputSpec, ring: Option<Arc<LogRing>>) -> io::Result<Prepared> {
     let (stdout, out) = stream(
         spec.stdout.as_deref(),
         spec.timestamps.as_ref(),
         Target::Stdout,
+        ring.clone().map(|r| (r, logring::Stream::Stdout)),
     )?;
     let (stderr, err) = stream(
         spec.stderr.as_deref(),
         spec.timestamps.as_ref(),
         Target::Stderr,
+        ring.map(|r| (r, logring::Stream::Stderr)),
     )?;
     Ok(Prepared {
         stdout,
@@ -197,11 +221,22 @@ pub fn prepare(spec: &OutputSpec) -> io::Result<Prepared> {
     })
 }
 
-/// The copy tasks still running, so that gantry can wait for them before exiting.
+/// The copy tasks still running, so that gantry can wait for them before exiting; and, with the
+/// API on, every job's log ring.
 #[derive(Debug, Clone, Default)]
-pub struct Copiers(Arc<Mutex<Vec<JoinHandle<()>>>>);
+pub struct Copiers(Arc<Mutex<Vec<JoinHandle<()>>>>, Arc<OnceLock<Arc<Rings>>>);
 
 impl Copiers {
+    /// From now on, jobs' output is also kept in `rings` (the API is on).
+    pub fn enable_rings(&self, rings: Arc<Rings>) {
+        let _ = self.1.set(rings);
+    }
+
+    /// Job `job`'s ring, when the API is on.
+    pub fn ring(&self, job: &str) -> Option<Arc<LogRing>> {
+        self.1.get()?.get(job).cloned()
+    }
+
     fn push(&self, handle: JoinHandle<()>) {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|h| !h.is_finished());
@@ -225,16 +260,23 @@ impl CopyPlan {
     /// Starts copying from the child's pipes (the read ends `Reaper::spawn` returned).
     pub fn start(self, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>, copiers: &Copiers) {
         for (stream, fd) in [(self.out, stdout), (self.err, stderr)] {
-            if let (Some((target, ts)), Some(fd)) = (stream.copy, fd) {
-                let sink = match target {
+            if let (Some(copy), Some(fd)) = (stream.copy, fd) {
+                let sink = match copy.target {
                     Target::Stdout => Sink::standard(true),
                     Target::Stderr => Sink::standard(false),
                     Target::File(f) => Sink::start("a file", Box::new(f)),
                 };
-                match sink {
-                    Ok(sink) => copiers.push(tokio::spawn(copy_lines(fd, sink, ts))),
+                match (sink, copy.ring, copy.ts) {
+                    (Ok(sink), Some(ring), ts) => {
+                        copiers.push(tokio::spawn(tee(fd, sink, ts, ring)))
+                    }
+                    (Ok(sink), None, Some(ts)) => {
+                        copiers.push(tokio::spawn(copy_lines(fd, sink, ts)))
+                    }
+                    // A pipe is only made for timestamps or a ring.
+                    (Ok(_), None, None) => copiers.push(tokio::spawn(discard(fd))),
                     // Without a writer the pipe is still read, so that the job never blocks on it.
-                    Err(e) => {
+                    (Err(e), _, _) => {
                         tracing::error!(
                             "cannot start an output writer: {e}; the output is dropped"
                         );
@@ -243,6 +285,67 @@ impl CopyPlan {
                 }
             }
         }
+    }
+}
+
+/// How much of a job's pipe the tee reads at once (held per stream of every job while it runs,
+/// so kept small: 20 jobs cost 320 KiB of buffers).
+const TEE_READ: usize = 8 * 1024;
+
+/// Copies a pipe to `sink` (raw, or as timestamped lines) and keeps its lines in the ring.
+async fn tee(
+    fd: OwnedFd,
+    sink: Sink,
+    ts: Option<TimestampFormat>,
+    (ring, stream): (Arc<LogRing>, logring::Stream),
+) {
+    use tokio::io::AsyncReadExt;
+    let Some(mut pipe) = receiver(fd) else { return };
+    let mut buf = vec![0u8; TEE_READ];
+    let mut splitter = LineSplitter::new(MAX_LINE);
+    let mut open = true;
+    while open {
+        let n = match pipe.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("reading a job's output: {e}");
+                0
+            }
+        };
+        let (mut lines, mut ends) = (Vec::with_capacity(n + 64), Vec::new());
+        if n == 0 {
+            splitter.finish(&mut lines, &mut ends);
+            open = false;
+        } else {
+            splitter.feed(&buf[..n], &mut lines, &mut ends);
+        }
+        let out = match &ts {
+            // Passthrough: exactly the bytes the job wrote.
+            None => buf[..n].to_vec(),
+            Some(ts) => {
+                let stamp = ts.now();
+                let mut out = Vec::with_capacity(lines.len() + ends.len() * (stamp.len() + 1));
+                let mut start = 0;
+                for &end in &ends {
+                    out.extend_from_slice(stamp.as_bytes());
+                    out.push(b' ');
+                    out.extend_from_slice(&lines[start..end as usize]);
+                    start = end as usize;
+                }
+                out
+            }
+        };
+        // Waits while the queue is full: this is the back-pressure on the job.
+        if !out.is_empty() && sink.0.send(Queued::Bytes(out)).await.is_err() {
+            break;
+        }
+        ring.push(stream, lines, ends);
+        // Let followers take the new lines before the next read.
+        tokio::task::yield_now().await;
+    }
+    let (done, written) = oneshot::channel();
+    if sink.0.send(Queued::Flush(done)).await.is_ok() {
+        let _ = written.await;
     }
 }
 

@@ -59,6 +59,12 @@ fn build(p: &ProbeBlock, launcher: &Arc<dyn Launcher>) -> Result<BoxProbe, SpecE
     }
 }
 
+/// The probe for `p`, exec probes run through `reaper` (for the API's `/status` and `/readyz`).
+pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProbe, SpecError> {
+    let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
+    build(p, &launcher)
+}
+
 /// Waits for the `wait = true` probes. `Err(code)` if gantry must exit instead of starting jobs.
 pub async fn wait_for_probes(
     probes: &[ProbeBlock],

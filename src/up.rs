@@ -24,6 +24,8 @@ pub struct UpArgs {
     /// Give up waiting for `wait = true` probes after this long and exit 75 (default: no limit).
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     pub wait_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub api: crate::api::ApiArgs,
 }
 
 /// Arguments of `gantry check`.
@@ -88,6 +90,7 @@ pub fn up(args: &UpArgs) -> i32 {
     }
     let keep_running = args.keep_running;
     let wait_timeout = args.wait_timeout;
+    let api_args = args.api.clone();
     crate::runtime::run(
         Options::supervising(true, false),
         move |ctx, stops| async move {
@@ -105,6 +108,16 @@ pub fn up(args: &UpArgs) -> i32 {
                 .chain(plan.jobs.iter().map(|j| crate::lazy::job_def(&plan, j)))
                 .collect();
             let mut supervisor = Supervisor::over(&ctx, defs, stops);
+            // The API and status port (off unless asked for), from the boot phase on; dropping
+            // `_servers` stops them and removes the socket and pidfile.
+            let (_servers, api) =
+                match crate::api::start_for_up(&api_args, &plan, &ctx, supervisor.handle()).await {
+                    Ok(started) => started,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        return exit::CONFIG;
+                    }
+                };
 
             // Phase 2, boot: every boot job to completion, in parallel.
             if !plan.boot.is_empty() {
@@ -130,6 +143,7 @@ pub fn up(args: &UpArgs) -> i32 {
             }
 
             // Phase 3, probe: wait until every `wait = true` probe is ready.
+            crate::api::set_phase(&api, crate::api::Phase::Probe);
             if let Err(code) = crate::probe_phase::wait_for_probes(
                 &plan.probes,
                 &ctx.reaper,
@@ -158,7 +172,9 @@ pub fn up(args: &UpArgs) -> i32 {
                 keep_running,
                 stop_all_when_one_ends: false,
             };
+            crate::api::set_phase(&api, crate::api::Phase::Run);
             let report = supervisor.run_phase(Kind::Job, opts).await;
+            crate::api::set_phase(&api, crate::api::Phase::Shutdown);
 
             // Phase 5, shutdown: what the jobs left behind.
             let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;

@@ -287,7 +287,7 @@ impl Actor {
         loop {
             self.set(JobState::Starting);
             let started = Instant::now();
-            let status = match self.ctx.launcher.launch(&self.def.command) {
+            let status = match self.ctx.launcher.launch(&self.def.name, &self.def.command) {
                 Ok(child) => {
                     tracing::info!("{kind} {name:?} started (pid {})", child.pid);
                     self.set(JobState::Running {

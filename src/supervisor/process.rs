@@ -2,7 +2,8 @@
 //!
 //! The actor never calls the reaper or `kill` itself: it asks a [`Launcher`] to start a command and
 //! to signal a pid, and learns of the exit on the [`Child`]'s channel. [`ProcessLauncher`] is the real
-//! one (spawn through the reaper, copy output, `kill(2)`); the actor's unit tests put a scripted one in
+//! one (spawn through the reaper, copy output and, with the API on, keep it in the job's log ring,
+//! `kill(2)`); the actor's unit tests put a scripted one in
 //! its place and drive it with tokio's paused clock, so every timing rule of the actor is tested
 //! without processes or waiting.
 
@@ -27,8 +28,8 @@ pub struct Child {
 
 /// Starts and signals a job's processes.
 pub trait Launcher: Send + Sync + fmt::Debug {
-    /// Starts `command`; the process gets a process group of its own.
-    fn launch(&self, command: &CommandSpec) -> io::Result<Child>;
+    /// Starts job `job`'s `command`; the process gets a process group of its own.
+    fn launch(&self, job: &str, command: &CommandSpec) -> io::Result<Child>;
     /// Sends `signal` to `pid` (its process group with `group`); a process that is gone is not an error.
     fn signal(&self, pid: i32, signal: i32, group: bool);
 }
@@ -43,8 +44,9 @@ pub struct ProcessLauncher {
 }
 
 impl Launcher for ProcessLauncher {
-    fn launch(&self, command: &CommandSpec) -> io::Result<Child> {
-        let prepared = output::prepare(&command.output)?;
+    fn launch(&self, job: &str, command: &CommandSpec) -> io::Result<Child> {
+        // With the API on, the job's output is also kept in its log ring.
+        let prepared = output::prepare(&command.output, self.copiers.ring(job))?;
         let setup = ChildSetup {
             new_process_group: true,
             foreground: self.foreground,

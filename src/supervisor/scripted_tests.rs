@@ -69,7 +69,7 @@ impl Scripted {
 }
 
 impl Launcher for Scripted {
-    fn launch(&self, _command: &CommandSpec) -> std::io::Result<Child> {
+    fn launch(&self, _job: &str, _command: &CommandSpec) -> std::io::Result<Child> {
         let mut log = self.log.lock().expect("log");
         let pid = 1000 + log.launches.len() as i32;
         log.launches.push((pid, Instant::now()));

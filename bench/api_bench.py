@@ -1,0 +1,224 @@
+"""Measurements of gantry's control API (see bench/api.sh). Every figure comes from one run on one
+machine; the unix-socket and TCP latencies are taken interleaved in rounds.
+
+Usage: python3 bench/api_bench.py GANTRY [--quick]
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GANTRY = sys.argv[1]
+QUICK = "--quick" in sys.argv
+ENV = dict(os.environ, GANTRY_LOG="error", GANTRY_API_TOKEN="bench-token")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_up(cfg_text, extra, stdout=subprocess.DEVNULL):
+    d = tempfile.mkdtemp(prefix="gantry-api-bench-")
+    os.makedirs(f"{d}/cfg")
+    with open(f"{d}/cfg/a.hcl", "w") as f:
+        f.write(cfg_text)
+    p = subprocess.Popen([GANTRY, "up", "-c", f"{d}/cfg"] + extra, env=ENV, cwd=d,
+                         stdout=stdout, stderr=subprocess.DEVNULL)
+    return d, p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def wait_socket(path, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"no socket at {path}")
+
+
+async def one_client(open_conn, path, n, lat, headers=""):
+    reader, writer = await open_conn()
+    req = f"GET {path} HTTP/1.1\r\nHost: gantry\r\n{headers}\r\n".encode()
+    for _ in range(n):
+        t = time.perf_counter()
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        lat.append(time.perf_counter() - t)
+    writer.close()
+
+
+def latency(open_conn, path, clients, per_client, headers=""):
+    lat = []
+
+    async def main():
+        await asyncio.gather(*(one_client(open_conn, path, per_client, lat, headers)
+                               for _ in range(clients)))
+    t = time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - t
+    lat.sort()
+    return lat, wall
+
+
+def pct(lat, q):
+    return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
+
+
+JOBS = "".join(f'job "j{i}" {{\n command = "/bin/sleep"\n args = ["1000"]\n controllable = true\n}}\n'
+               for i in range(20))
+
+
+def bench_latency():
+    port = free_port()
+    sock = tempfile.mkdtemp(prefix="gantry-api-sock-") + "/g.sock"
+    d2, p_unix = start_up(JOBS, ["--api", "--api-listen-address", f"unix://{sock}"])
+    d3, p_tcp = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{port}"])
+    wait_socket(sock)
+    time.sleep(1.0)
+    clients, per = 100, (20 if QUICK else 100)
+    rounds = 2 if QUICK else 5
+    res = {"unix": ([], 0.0), "tcp": ([], 0.0)}
+    for _ in range(rounds):
+        for name in ("unix", "tcp"):
+            if name == "unix":
+                lat, wall = latency(lambda: asyncio.open_unix_connection(sock),
+                                    "/v1/job/j0/status", clients, per)
+            else:
+                lat, wall = latency(lambda: asyncio.open_connection("127.0.0.1", port),
+                                    "/v1/job/j0/status", clients, per,
+                                    "Authorization: Bearer bench-token\r\n")
+            res[name] = (res[name][0] + lat, res[name][1] + wall)
+    stop(p_unix)
+    stop(p_tcp)
+    out = []
+    for name, (lat, wall) in res.items():
+        lat.sort()
+        out.append((name, len(lat), pct(lat, 0.5), pct(lat, 0.99), len(lat) / wall))
+    return out
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def bench_rss():
+    samples = {"off": [], "on": []}
+    for _ in range(2 if QUICK else 4):
+        for mode in ("off", "on"):
+            d = tempfile.mkdtemp(prefix="gantry-api-rss-")
+            extra = ["--api", "--api-listen-address", f"unix://{d}/g.sock"] if mode == "on" else []
+            _, p = start_up(JOBS, extra)
+            time.sleep(1.5)
+            samples[mode].append(rss_kib(p.pid))
+            stop(p)
+    return {m: statistics.median(v) for m, v in samples.items()}
+
+
+WRITER = r"""
+import sys, time, os
+rate, total = int(sys.argv[1]), int(sys.argv[2])
+while not os.path.exists("go"):
+    time.sleep(0.02)
+out = sys.stdout.buffer
+batch = 1000
+start = time.perf_counter()
+i = 0
+while i < total:
+    out.write(b"".join(b"%d\n" % (i + k + 1) for k in range(batch)))
+    out.flush()
+    i += batch
+    if rate:
+        ahead = i / rate - (time.perf_counter() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+sys.stderr.write("wrote %d in %.3f s\n" % (total, time.perf_counter() - start))
+time.sleep(1000)
+"""
+
+
+def bench_follow(rate, total):
+    d = tempfile.mkdtemp(prefix="gantry-api-follow-")
+    with open(f"{d}/writer.py", "w") as f:
+        f.write(WRITER)
+    cfg = (f'job "w" {{\n command = "python3"\n args = ["{d}/writer.py", "{rate}", "{total}"]\n'
+           f' controllable = true\n}}\n')
+    sock = f"{d}/g.sock"
+    os.makedirs(f"{d}/cfg")
+    with open(f"{d}/cfg/a.hcl", "w") as f:
+        f.write(cfg)
+    p = subprocess.Popen([GANTRY, "up", "-c", f"{d}/cfg", "--api", "--api-listen-address",
+                          f"unix://{sock}"], env=ENV, cwd=d,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_socket(sock)
+    time.sleep(0.5)
+    follower = subprocess.Popen(["curl", "-s", "-N", "--unix-socket", sock,
+                                 "http://g/v2/jobs/w/logs?follow=true"], stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    open(f"{d}/go", "w").close()
+    t0 = time.perf_counter()
+    got, skipped, last = 0, 0, 0
+    for line in follower.stdout:
+        v = json.loads(line)
+        if "skipped" in v:
+            skipped += v["skipped"]
+            continue
+        got += 1
+        last = v["seq"] + 1
+        if last >= total:
+            break
+    wall = time.perf_counter() - t0
+    follower.kill()
+    follower.wait()
+    stop(p)
+    return {"written": total, "delivered": got, "skipped": skipped, "seconds": wall,
+            "delivered_per_s": got / wall}
+
+
+def main():
+    print("# gantry API benchmark\n")
+    print(f"binary: `{GANTRY}`, {os.cpu_count()} cores{' (quick)' if QUICK else ''}\n")
+    print("## Status request latency: 100 concurrent keep-alive clients, `GET /v1/job/j0/status`, 20 jobs\n")
+    print("| transport | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
+    for name, n, p50, p99, rps in bench_latency():
+        print(f"| {name} | {n} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
+    print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
+    print("## Log follow (NDJSON over the unix socket, default 1 MiB ring)\n")
+    print("| job writes | lines | delivered | skipped | lines/s delivered |\n|---|---|---|---|---|")
+    total = 300_000 if QUICK else 1_000_000
+    for label, rate in (("100,000 lines/s", 100_000), ("as fast as it can", 0)):
+        r = bench_follow(rate, total)
+        print(f"| {label} | {r['written']} | {r['delivered']} | {r['skipped']} | {r['delivered_per_s']:.0f} |")
+    print("\n## RSS of `up` with 20 jobs (median, KiB)\n")
+    rss = bench_rss()
+    print("| API off | API on | difference |\n|---|---|---|")
+    print(f"| {rss['off']:.0f} | {rss['on']:.0f} | {rss['on'] - rss['off']:+.0f} |")
+
+
+main()

@@ -1,0 +1,456 @@
+//! The API's routes.
+//!
+//! **`/v1`: mittnite's, same paths, methods, bodies and status codes**, so mittnitectl and scripts
+//! written for it keep working:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/jobs` | 200, JSON array of the controllable jobs' names |
+//! | `GET /v1/job/{job}/status` | 200, `{"pid","running","phase":{"reason","lastChange"},"config"}` |
+//! | `POST /v1/job/{job}/start`, `stop`, `restart` | 200, empty body |
+//! | `GET /v1/job/{job}/logs?follow=true&taillen=N` | WebSocket, one text message per line |
+//!
+//! A path that matches with another method is 405 (before the job is looked at, as gorilla/mux
+//! does); an unknown job is 400 `can't find ignition config for job "x"`; a job that is not
+//! `controllable` is 404 `job "x" not found or is not controllable`. The job's config in `status`
+//! never includes its environment.
+//!
+//! **`/v2`: gantry's own**, JSON everywhere, every job (boot and non-controllable ones too, read-only):
+//! `GET /v2/jobs`, `GET /v2/jobs/{job}`, `POST /v2/jobs/{job}/start|stop|restart`,
+//! `POST /v2/jobs/{job}/signal/{SIG}`, `GET /v2/jobs/{job}/logs?follow=true&taillen=N` (NDJSON, or
+//! WebSocket when asked to upgrade), `GET /v2/probes`, `GET /v2/health`. Errors are
+//! `{"error": "..."}` with 404 (no such job), 409 (not controllable, not running), 400 (bad signal),
+//! 503 (shutting down).
+//!
+//! Every request first passes the connection's access check (`listen`): 401 without the TCP token,
+//! 403 for a peer that may not use the API or (read-only peers) may not control.
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::listen::{Access, Conn};
+use super::{empty, json as json_reply, rfc3339, stream, text_error, Body, Shared};
+use crate::exit::ExitStatus;
+use crate::supervisor::{ControlError, JobState, JobSummary, Kind};
+
+/// Answers one request.
+pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    if !conn.token_ok(
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    ) {
+        tracing::warn!(
+            "API: refused {} {} from {}: missing or wrong bearer token",
+            req.method(),
+            req.uri().path(),
+            conn.peer
+        );
+        let mut resp = json_reply(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "a bearer token is required (Authorization: Bearer TOKEN)"}),
+        );
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    if conn.access == Access::Denied {
+        return json_reply(
+            StatusCode::FORBIDDEN,
+            &json!({"error": format!("permission denied: {} may not use gantry's API (root and gantry's own user may; see --api-read-uids)", conn.peer)}),
+        );
+    }
+    let path = req.uri().path().to_string();
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["v1", "jobs"] => allow(&req, &[Method::GET]).unwrap_or_else(|| v1_list(&conn.shared)),
+        ["v1", "job", job, action] => {
+            let method = match *action {
+                "start" | "stop" | "restart" => Method::POST,
+                "status" | "logs" => Method::GET,
+                _ => return not_found(),
+            };
+            if let Some(resp) = allow(&req, std::slice::from_ref(&method)) {
+                return resp;
+            }
+            if let Some(resp) = control_check(&conn, &method) {
+                return resp;
+            }
+            v1_job(&conn, job, action, req).await
+        }
+        ["v2", "jobs"] => allow(&req, &[Method::GET]).unwrap_or_else(|| {
+            let jobs: Vec<Value> = conn
+                .shared
+                .handle
+                .list()
+                .iter()
+                .enumerate()
+                .map(|(i, j)| job_json(&conn.shared, i, j))
+                .collect();
+            json_reply(StatusCode::OK, &Value::Array(jobs))
+        }),
+        ["v2", "jobs", job] => {
+            allow(&req, &[Method::GET]).unwrap_or_else(|| match find(&conn.shared, job) {
+                Some((i, j)) => json_reply(StatusCode::OK, &job_json(&conn.shared, i, &j)),
+                None => no_such_job(job),
+            })
+        }
+        ["v2", "jobs", job, action @ ("start" | "stop" | "restart")] => {
+            if let Some(resp) = allow(&req, &[Method::POST]) {
+                return resp;
+            }
+            if let Some(resp) = control_check(&conn, &Method::POST) {
+                return resp;
+            }
+            v2_control(&conn.shared, job, action, None).await
+        }
+        ["v2", "jobs", job, "signal", sig] => {
+            if let Some(resp) = allow(&req, &[Method::POST]) {
+                return resp;
+            }
+            if let Some(resp) = control_check(&conn, &Method::POST) {
+                return resp;
+            }
+            match crate::signals::parse(sig) {
+                Ok(signal) => v2_control(&conn.shared, job, "signal", Some(signal)).await,
+                Err(e) => json_reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+            }
+        }
+        ["v2", "jobs", job, "logs"] => {
+            if let Some(resp) = allow(&req, &[Method::GET]) {
+                return resp;
+            }
+            if find(&conn.shared, job).is_none() {
+                return no_such_job(job);
+            }
+            let opts = stream::Options::from_query(req.uri().query());
+            if stream::is_websocket(&req) {
+                stream::websocket(&conn.shared, job, opts, req)
+            } else {
+                stream::ndjson(&conn.shared, job, opts)
+            }
+        }
+        ["v2", "probes"] => {
+            if let Some(resp) = allow(&req, &[Method::GET]) {
+                return resp;
+            }
+            let results = conn
+                .shared
+                .probes
+                .check(false, Duration::from_secs(5))
+                .await;
+            let list: Vec<Value> = results
+                .iter()
+                .map(|o| {
+                    json!({
+                        "name": o.name,
+                        "wait": o.wait,
+                        "ok": o.ok,
+                        "message": o.message,
+                        "duration_seconds": o.duration.as_secs_f64(),
+                        "checked_at": rfc3339(o.at),
+                    })
+                })
+                .collect();
+            json_reply(StatusCode::OK, &Value::Array(list))
+        }
+        ["v2", "health"] => {
+            if let Some(resp) = allow(&req, &[Method::GET]) {
+                return resp;
+            }
+            let (ready, reason) = conn.shared.ready().await;
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json_reply(
+                status,
+                &json!({
+                    "alive": true,
+                    "ready": ready,
+                    "reason": reason,
+                    "phase": conn.shared.phase().name(),
+                    "shutting_down": conn.shared.handle.is_shutting_down(),
+                }),
+            )
+        }
+        _ => not_found(),
+    }
+}
+
+/// Go's `%XX` decoding of a path segment (job names with spaces and such).
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// mittnite's (gorilla/mux's) 404 for an unknown path.
+fn not_found() -> Response<Body> {
+    text_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// 405 unless the request's method is one of `methods`.
+fn allow(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
+    if methods.contains(req.method()) {
+        return None;
+    }
+    let mut resp = empty(StatusCode::METHOD_NOT_ALLOWED);
+    let allowed = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&allowed) {
+        resp.headers_mut().insert(hyper::header::ALLOW, v);
+    }
+    Some(resp)
+}
+
+/// 403 for a read-only peer asking to control.
+fn control_check(conn: &Conn, method: &Method) -> Option<Response<Body>> {
+    if *method == Method::POST && conn.access != Access::Control {
+        return Some(json_reply(
+            StatusCode::FORBIDDEN,
+            &json!({"error": format!("permission denied: {} may read but not control (only root and gantry's own user may)", conn.peer)}),
+        ));
+    }
+    None
+}
+
+fn find(shared: &Shared, name: &str) -> Option<(usize, JobSummary)> {
+    shared
+        .handle
+        .list()
+        .into_iter()
+        .enumerate()
+        .find(|(_, j)| j.name == name)
+}
+
+fn no_such_job(name: &str) -> Response<Body> {
+    json_reply(
+        StatusCode::NOT_FOUND,
+        &json!({"error": format!("no such job: {name:?}")}),
+    )
+}
+
+fn v1_list(shared: &Shared) -> Response<Body> {
+    let names: Vec<String> = shared
+        .handle
+        .list()
+        .into_iter()
+        .filter(|j| j.kind == Kind::Job && j.controllable)
+        .map(|j| j.name)
+        .collect();
+    json_reply(StatusCode::OK, &json!(names))
+}
+
+async fn v1_job(conn: &Conn, name: &str, action: &str, req: Request<Incoming>) -> Response<Body> {
+    let shared = &conn.shared;
+    let Some((i, job)) = find(shared, name).filter(|(_, j)| j.kind == Kind::Job) else {
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            &format!("can't find ignition config for job {name:?}"),
+        );
+    };
+    if !job.controllable {
+        return text_error(
+            StatusCode::NOT_FOUND,
+            &format!("job {name:?} not found or is not controllable"),
+        );
+    }
+    match action {
+        "start" | "restart" | "stop" => {
+            let result = match action {
+                "start" if is_running(&job.status.state) => Ok(job.status.state),
+                "start" => shared.handle.start(name).await,
+                "restart" => shared.handle.restart(name).await,
+                _ => shared.handle.stop(name).await,
+            };
+            match result {
+                Ok(_) => empty(StatusCode::OK),
+                Err(e) => control_error(e),
+            }
+        }
+        "status" => json_reply(StatusCode::OK, &v1_status(shared, i, &job)),
+        _ => {
+            if !stream::is_websocket(&req) {
+                return text_error(StatusCode::BAD_REQUEST, "Bad Request");
+            }
+            stream::websocket(
+                shared,
+                name,
+                stream::Options::from_query(req.uri().query()),
+                req,
+            )
+        }
+    }
+}
+
+fn control_error(e: ControlError) -> Response<Body> {
+    let status = match e {
+        ControlError::UnknownJob(_) => StatusCode::NOT_FOUND,
+        ControlError::NotRunning(_) => StatusCode::CONFLICT,
+        ControlError::ShuttingDown | ControlError::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json_reply(status, &json!({"error": e.to_string()}))
+}
+
+fn is_running(state: &JobState) -> bool {
+    matches!(state, JobState::Running { .. } | JobState::Stopping { .. })
+}
+
+/// mittnite's phase reason for a state.
+fn reason(state: &JobState) -> &'static str {
+    match state {
+        JobState::NotStarted => "awaitingReadiness",
+        JobState::Idle => "awaitingConnection",
+        JobState::Starting | JobState::Running { .. } => "started",
+        JobState::BackingOff { .. } => "crashLooping",
+        JobState::Stopping { .. } | JobState::Stopped(_) => "stopped",
+        JobState::Completed(_) => "completed",
+        JobState::Failed(_) => "failed",
+    }
+}
+
+/// mittnite's `CommonJobStatus`.
+fn v1_status(shared: &Shared, i: usize, job: &JobSummary) -> Value {
+    let mut status = serde_json::Map::new();
+    if let Some(pid) = job.status.state.pid() {
+        status.insert("pid".into(), json!(pid));
+    }
+    status.insert("running".into(), json!(is_running(&job.status.state)));
+    status.insert(
+        "phase".into(),
+        json!({"reason": reason(&job.status.state), "lastChange": rfc3339(shared.last_change(i))}),
+    );
+    status.insert("config".into(), config_json(shared, &job.name));
+    Value::Object(status)
+}
+
+/// The job's configuration as mittnite's `JobConfig` marshals it, without `env`.
+fn config_json(shared: &Shared, name: &str) -> Value {
+    let Some(f) = shared.facts(name) else {
+        return json!({"name": name});
+    };
+    let mut c = serde_json::Map::new();
+    c.insert("name".into(), json!(f.name));
+    c.insert("command".into(), json!(f.command));
+    c.insert("args".into(), json!(f.args));
+    c.insert("canFail".into(), json!(f.can_fail));
+    c.insert("controllable".into(), json!(f.controllable));
+    if let Some(d) = &f.working_dir {
+        c.insert("workingDirectory".into(), json!(d));
+    }
+    if let Some(p) = &f.stdout {
+        c.insert("stdout".into(), json!(p));
+    }
+    if let Some(p) = &f.stderr {
+        c.insert("stderr".into(), json!(p));
+    }
+    c.insert("enableTimestamps".into(), json!(f.timestamps));
+    c.insert("timestampFormat".into(), json!(""));
+    c.insert("customTimestampFormat".into(), json!(""));
+    c.insert("watch".into(), Value::Null);
+    if let Some(n) = f.max_attempts {
+        c.insert("maxAttempts".into(), json!(n));
+    }
+    c.insert("oneTime".into(), json!(f.one_time));
+    c.insert("lazy".into(), Value::Null);
+    c.insert("listen".into(), Value::Null);
+    Value::Object(c)
+}
+
+fn exit_json(s: Option<ExitStatus>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(s) => json!({
+            "code": s.code(),
+            "signal": match s { ExitStatus::Signaled(n) => json!(n), _ => Value::Null },
+            "text": s.to_string(),
+        }),
+    }
+}
+
+/// One job as `/v2` shows it.
+pub fn job_json(shared: &Shared, i: usize, job: &JobSummary) -> Value {
+    let st = &job.status;
+    let uptime = match st.state {
+        JobState::Running { since, .. } | JobState::Stopping { since, .. } => {
+            json!(since.elapsed().as_secs_f64())
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "name": job.name,
+        "kind": match job.kind { Kind::Boot => "boot", Kind::Job => "job" },
+        "controllable": job.controllable && job.kind == Kind::Job,
+        "state": st.state.name(),
+        "description": st.state.to_string(),
+        "pid": st.state.pid(),
+        "running": is_running(&st.state),
+        "starts": st.starts,
+        "restarts": st.restarts,
+        "last_exit": exit_json(st.last_exit),
+        "uptime_seconds": uptime,
+        "last_change": rfc3339(shared.last_change(i)),
+    })
+}
+
+async fn v2_control(
+    shared: &Shared,
+    name: &str,
+    action: &str,
+    signal: Option<i32>,
+) -> Response<Body> {
+    let Some((i, job)) = find(shared, name) else {
+        return no_such_job(name);
+    };
+    if !(job.controllable && job.kind == Kind::Job) {
+        return json_reply(
+            StatusCode::CONFLICT,
+            &json!({"error": format!("job {name:?} is not controllable (set controllable = true in its job block)")}),
+        );
+    }
+    let result = match (action, signal) {
+        ("start", _) if is_running(&job.status.state) => Ok(job.status.state),
+        ("start", _) => shared.handle.start(name).await,
+        ("stop", _) => shared.handle.stop(name).await,
+        ("restart", _) => shared.handle.restart(name).await,
+        (_, Some(sig)) => shared.handle.signal(name, sig).await,
+        _ => return not_found(),
+    };
+    match result {
+        Ok(_) => match shared.handle.status(name) {
+            Ok(now) => json_reply(StatusCode::OK, &job_json(shared, i, &now)),
+            Err(e) => control_error(e),
+        },
+        Err(e) => control_error(e),
+    }
+}

@@ -1,0 +1,270 @@
+//! The status port (`up -p PORT`, plain HTTP on every interface, as mittnite's probe server):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/status` | mittnite's: every probe run at once (1 s in all), `{"probes":{NAME:{"ok","message"}}}`, 200 if all ok else 503 |
+//! | `/healthz` | 200 `ok` while gantry's supervisor answers (its runtime is alive) |
+//! | `/readyz` | 200 once the run phase is reached, every job of it is running or completed and every `wait` probe passes; else 503 with the reason |
+//! | `/metrics` | Prometheus text: jobs, probes, gantry's own memory and descriptors |
+//!
+//! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
+//! `gantry-probes`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use super::{reply, Body, Servers, Shared};
+use crate::metrics::{self, Kind as MKind, Text};
+use crate::supervisor::JobState;
+
+/// Binds `0.0.0.0:port` (and `[::]` where it can) and serves the routes above.
+pub async fn start(port: u16, shared: Arc<Shared>, servers: &mut Servers) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map_err(|e| format!("cannot listen on port {port} for -p/--probe-listen-port: {e}"))?;
+    tracing::info!("status, health and metrics on port {port}");
+    servers.push(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }));
+    Ok(())
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/status" => status(shared).await,
+        "/healthz" => reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/readyz" => {
+            let (ready, reason) = shared.ready().await;
+            let code = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply(code, "text/plain; charset=utf-8", format!("{reason}\n"))
+        }
+        "/metrics" => reply(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            render_metrics(shared),
+        ),
+        _ => super::text_error(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// mittnite's `/status`.
+async fn status(shared: &Shared) -> Response<Body> {
+    let results = shared.probes.check(false, Duration::from_secs(1)).await;
+    let mut probes = serde_json::Map::new();
+    // Go encodes map keys sorted.
+    let mut sorted = results.clone();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for r in &sorted {
+        probes.insert(r.name.clone(), json!({"ok": r.ok, "message": r.message}));
+    }
+    let ok = results.iter().all(|r| r.ok);
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    // json.Encoder ends with a newline.
+    reply(
+        code,
+        "application/json",
+        format!("{}\n", json!({"probes": probes})),
+    )
+}
+
+const STATES: [&str; 9] = [
+    "not-started",
+    "idle",
+    "starting",
+    "running",
+    "backing-off",
+    "stopping",
+    "completed",
+    "failed",
+    "stopped",
+];
+
+/// The `/metrics` text.
+pub fn render_metrics(shared: &Shared) -> String {
+    let jobs = shared.handle.list();
+    let mut t = Text::new();
+    t.family(
+        "gantry_job_up",
+        MKind::Gauge,
+        "Whether the job's process is running (1) or not (0).",
+    );
+    for j in &jobs {
+        let up = matches!(j.status.state, JobState::Running { .. });
+        t.sample(
+            "gantry_job_up",
+            &[("job", &j.name)],
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+    t.family(
+        "gantry_job_state",
+        MKind::Gauge,
+        "The job's state: 1 for the current one.",
+    );
+    for j in &jobs {
+        let now = j.status.state.name();
+        for s in STATES {
+            t.sample(
+                "gantry_job_state",
+                &[("job", &j.name), ("state", s)],
+                if s == now { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    t.family(
+        "gantry_job_starts_total",
+        MKind::Counter,
+        "Processes started for the job.",
+    );
+    for j in &jobs {
+        t.sample(
+            "gantry_job_starts_total",
+            &[("job", &j.name)],
+            j.status.starts as f64,
+        );
+    }
+    t.family(
+        "gantry_job_restarts_total",
+        MKind::Counter,
+        "Starts of the job after its first.",
+    );
+    for j in &jobs {
+        t.sample(
+            "gantry_job_restarts_total",
+            &[("job", &j.name)],
+            j.status.restarts as f64,
+        );
+    }
+    t.family(
+        "gantry_job_last_exit_code",
+        MKind::Gauge,
+        "Exit code of the job's last process (128+N for signal N); absent before its first exit.",
+    );
+    for j in &jobs {
+        if let Some(s) = j.status.last_exit {
+            t.sample(
+                "gantry_job_last_exit_code",
+                &[("job", &j.name)],
+                s.code() as f64,
+            );
+        }
+    }
+    t.family(
+        "gantry_job_uptime_seconds",
+        MKind::Gauge,
+        "Seconds since the job's current process started (0 when not running).",
+    );
+    for j in &jobs {
+        let up = match j.status.state {
+            JobState::Running { since, .. } | JobState::Stopping { since, .. } => {
+                since.elapsed().as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        t.sample("gantry_job_uptime_seconds", &[("job", &j.name)], up);
+    }
+    let probes = shared.probes.metrics();
+    if !probes.is_empty() {
+        t.family(
+            "gantry_probe_up",
+            MKind::Gauge,
+            "Whether the probe's last check passed (absent before its first).",
+        );
+        for p in &probes {
+            if let Some(up) = p.up {
+                t.sample(
+                    "gantry_probe_up",
+                    &[("probe", &p.name)],
+                    if up { 1.0 } else { 0.0 },
+                );
+            }
+        }
+        t.family(
+            "gantry_probe_failures_total",
+            MKind::Counter,
+            "Failed checks of the probe.",
+        );
+        for p in &probes {
+            t.sample(
+                "gantry_probe_failures_total",
+                &[("probe", &p.name)],
+                p.failures as f64,
+            );
+        }
+        t.family(
+            "gantry_probe_check_duration_seconds",
+            MKind::Histogram,
+            "How long the probe's checks took.",
+        );
+        for p in &probes {
+            t.histogram(
+                "gantry_probe_check_duration_seconds",
+                &[("probe", &p.name)],
+                &p.buckets,
+                p.sum,
+                p.count,
+            );
+        }
+    }
+    t.family(
+        "gantry_ready",
+        MKind::Gauge,
+        "Whether gantry reached its run phase (1) or not (0).",
+    );
+    t.sample(
+        "gantry_ready",
+        &[("phase", shared.phase().name())],
+        if shared.phase() == super::Phase::Run {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    if let Some(rss) = metrics::resident_bytes() {
+        t.family(
+            "process_resident_memory_bytes",
+            MKind::Gauge,
+            "gantry's resident memory in bytes.",
+        );
+        t.sample("process_resident_memory_bytes", &[], rss as f64);
+    }
+    if let Some(fds) = metrics::open_fds() {
+        t.family(
+            "process_open_fds",
+            MKind::Gauge,
+            "gantry's open file descriptors.",
+        );
+        t.sample("process_open_fds", &[], fds as f64);
+    }
+    t.finish()
+}

@@ -1,0 +1,200 @@
+//! `gantry up -p PORT`: mittnite's `/status`, `/healthz`, `/readyz` and `/metrics` through each
+//! phase (probe blocking, running, a job crash-looping), the metrics text checked with a Prometheus
+//! text-format parser; and `--pidfile`.
+
+mod api_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::{curl_tcp, free_port, Up};
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    curl_tcp(&format!("http://127.0.0.1:{port}{path}"), "GET", &[])
+}
+
+fn wait_for(port: u16, path: &str, code: u16) -> String {
+    let start = Instant::now();
+    loop {
+        let (c, body) = get(port, path);
+        if c == code {
+            return body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{path} stayed {c}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("metrics parse")
+}
+
+fn value(scrape: &prometheus_parse::Scrape, name: &str, label: (&str, &str)) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+#[test]
+fn status_healthz_readyz_and_metrics_through_the_phases() {
+    let port = free_port();
+    let db_port = free_port();
+    let config = format!(
+        r#"
+probe "db" {{
+  wait = true
+  url = "tcp://127.0.0.1:{db_port}"
+}}
+job "web" {{
+  command = "/bin/sleep"
+  args = ["1000"]
+  controllable = true
+}}
+"#
+    );
+    let port_s = port.to_string();
+    let pidfile = tempfile::tempdir().expect("tempdir");
+    let pid_path = pidfile.path().join("run/gantry.pid");
+    let up = Up::spawn(
+        &config,
+        &[
+            "-p",
+            &port_s,
+            "--pidfile",
+            pid_path.to_str().expect("utf-8"),
+        ],
+    );
+    // Phase 3: the wait probe blocks. Alive, not ready; /status is mittnite's, 503.
+    let body = wait_for(port, "/healthz", 200);
+    assert_eq!(body, "ok\n");
+    let (code, body) = get(port, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    let (code, body) = get(port, "/status");
+    assert_eq!(code, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["probes"]["db"]["ok"], false);
+    assert!(v["probes"]["db"]["message"].as_str().is_some());
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).expect("pidfile"),
+        up.pid().to_string()
+    );
+    let (code, text) = get(port, "/metrics");
+    assert_eq!(code, 200);
+    let scrape = parse_metrics(&text);
+    assert_eq!(value(&scrape, "gantry_job_up", ("job", "web")), Some(0.0));
+    assert_eq!(
+        value(&scrape, "gantry_ready", ("phase", "probe")),
+        Some(0.0)
+    );
+
+    // The dependency comes up: gantry runs its jobs and is ready.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", db_port)).expect("bind db");
+    wait_for(port, "/readyz", 200);
+    let (code, body) = get(port, "/status");
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            200,
+            "{\"probes\":{\"db\":{\"ok\":true,\"message\":\"\"}}}\n"
+        )
+    );
+    let (code, text) = get(port, "/metrics");
+    assert_eq!(code, 200);
+    let scrape = parse_metrics(&text);
+    assert_eq!(value(&scrape, "gantry_job_up", ("job", "web")), Some(1.0));
+    assert_eq!(
+        value(&scrape, "gantry_job_starts_total", ("job", "web")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&scrape, "gantry_job_state", ("state", "running")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&scrape, "gantry_probe_up", ("probe", "db")),
+        Some(1.0)
+    );
+    assert!(value(&scrape, "gantry_probe_failures_total", ("probe", "db")).unwrap_or(0.0) >= 1.0);
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "process_resident_memory_bytes"));
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "gantry_probe_check_duration_seconds"));
+    drop(listener);
+
+    // The dependency goes away again: not ready.
+    wait_for(port, "/readyz", 503);
+    let mut up = up;
+    up.stop();
+    assert!(!pid_path.exists(), "the pidfile is removed on exit");
+}
+
+#[test]
+fn a_crash_looping_job_is_not_ready_and_its_restarts_are_counted() {
+    let port = free_port();
+    let config = r#"
+job "crash" {
+  command = "/bin/sh"
+  args = ["-c", "sleep 0.2; exit 3"]
+  maxAttempts = -1
+}
+"#;
+    let port_s = port.to_string();
+    let _up = Up::spawn(config, &["-p", &port_s]);
+    wait_for(port, "/healthz", 200);
+    let start = Instant::now();
+    let scrape = loop {
+        let (code, text) = get(port, "/metrics");
+        assert_eq!(code, 200);
+        let scrape = parse_metrics(&text);
+        if value(&scrape, "gantry_job_restarts_total", ("job", "crash")).unwrap_or(0.0) >= 2.0 {
+            break scrape;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        value(&scrape, "gantry_job_last_exit_code", ("job", "crash")),
+        Some(3.0)
+    );
+    // Between its short runs the job backs off, and is then not ready.
+    let body = wait_for(port, "/readyz", 503);
+    assert!(
+        body.contains("crash") && body.contains("backing-off"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_live_pidfile_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_path = dir.path().join("gantry.pid");
+    // Our own pid is alive.
+    std::fs::write(&pid_path, std::process::id().to_string()).expect("write");
+    let mut up = Up::spawn(
+        "job \"a\" {\n command = \"/bin/true\"\n}\n",
+        &["--pidfile", pid_path.to_str().expect("utf-8")],
+    );
+    assert_eq!(up.wait(), Some(78));
+    assert!(
+        up.stderr_text().contains("is running"),
+        "{}",
+        up.stderr_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).expect("kept"),
+        std::process::id().to_string()
+    );
+}
