@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::policy::{Decision, History, Policy};
-use super::process::{Child, Launcher};
+use super::process::{Child, Launcher, Sockets};
 use super::state::{JobState, JobStatus};
 use crate::config::{Attempts, CommandSpec, StopSpec};
 use crate::exit::{self, ExitStatus};
@@ -74,6 +74,8 @@ pub struct JobDef {
     pub can_fail: bool,
     /// May be controlled through the API.
     pub controllable: bool,
+    /// Listening sockets passed to each of its processes (socket activation; usually none).
+    pub sockets: Sockets,
 }
 
 /// What the rest of gantry may ask of a job.
@@ -287,7 +289,11 @@ impl Actor {
         loop {
             self.set(JobState::Starting);
             let started = Instant::now();
-            let status = match self.ctx.launcher.launch(&self.def.command) {
+            let status = match self
+                .ctx
+                .launcher
+                .launch(&self.def.command, &self.def.sockets)
+            {
                 Ok(child) => {
                     tracing::info!("{kind} {name:?} started (pid {})", child.pid);
                     self.set(JobState::Running {

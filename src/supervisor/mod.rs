@@ -127,6 +127,7 @@ impl JobDef {
             watches: spec.watches.clone(),
             can_fail: spec.can_fail,
             controllable: spec.controllable,
+            sockets: Default::default(),
         }
     }
 
@@ -149,6 +150,7 @@ impl JobDef {
             watches: Vec::new(),
             can_fail: spec.can_fail,
             controllable: false,
+            sockets: Default::default(),
         }
     }
 }
@@ -162,6 +164,8 @@ struct Entry {
     can_fail: bool,
     /// A lazy job: the run phase does not start it.
     on_demand: bool,
+    /// Where the run phase hands over the job's socket-activated listeners.
+    sockets: process::Sockets,
 }
 
 /// One job as [`Handle::list`] and [`Handle::status`] describe it.
@@ -208,6 +212,11 @@ impl Handle {
     /// One job's status.
     pub fn status(&self, name: &str) -> Result<JobSummary, ControlError> {
         self.entry(name).map(Self::summary)
+    }
+
+    /// The slot for one job's socket-activated listeners (see [`process::Sockets`]).
+    pub fn sockets(&self, name: &str) -> Result<process::Sockets, ControlError> {
+        Ok(self.entry(name)?.sockets.clone())
     }
 
     /// Every later change of one job's status.
@@ -306,6 +315,7 @@ impl Supervisor {
         for def in defs {
             let (kind, controllable, can_fail) = (def.kind, def.controllable, def.can_fail);
             let on_demand = def.policy.on_demand;
+            let sockets = def.sockets.clone();
             let watches = def.watches.clone();
             let handle = job::spawn(def, actor_ctx.clone(), ev_tx.clone());
             for spec in watches {
@@ -321,6 +331,7 @@ impl Supervisor {
                 controllable,
                 can_fail,
                 on_demand,
+                sockets,
             });
         }
         let states = vec![JobState::NotStarted; jobs.len()];

@@ -69,7 +69,11 @@ impl Scripted {
 }
 
 impl Launcher for Scripted {
-    fn launch(&self, _command: &CommandSpec) -> std::io::Result<Child> {
+    fn launch(
+        &self,
+        _command: &CommandSpec,
+        _sockets: &super::process::Sockets,
+    ) -> std::io::Result<Child> {
         let mut log = self.log.lock().expect("log");
         let pid = 1000 + log.launches.len() as i32;
         log.launches.push((pid, Instant::now()));
@@ -106,6 +110,7 @@ fn def(name: &str, attempts: Attempts, grace: Duration) -> JobDef {
         watches: Vec::new(),
         can_fail: false,
         controllable: true,
+        sockets: Default::default(),
     }
 }
 
