@@ -545,7 +545,7 @@ pub fn describe(listeners: Option<&JobListeners>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(lazy) = jl.lazy {
         out.push(format!(
-            "lazy: idle until the first connection; held clients wait up to {:?} for it to answer; stopped after {:?} without connections",
+            "lazy: idle until the first connection; held clients wait up to {:?} for it to answer; stopped after {:?} without connections (its state then says \"cooling down\" with the time left)",
             lazy.spin_up_timeout, lazy.cool_down_timeout
         ));
     }
@@ -723,6 +723,10 @@ mod tests {
         assert_eq!(names, ["web", "admin"], "the job's name unless named");
         assert_eq!(web.sockets[1].address, Endpoint::Unix("/run/w.sock".into()));
         let described = describe(Some(web)).join("\n");
+        assert!(
+            described.contains("stopped after 900s without connections (its state then says \"cooling down\" with the time left)"),
+            "{described}"
+        );
         assert!(
             described.contains("listen unix /run/w.sock -> passed to the job as fd 4 (socket activation, name \"admin\")"),
             "{described}"

@@ -21,6 +21,8 @@
 //!   itself): gantry cannot see those connections close, so a running cool-down starts over at
 //!   each new one; the job is stopped `coolDownTimeout` after the last.
 //!
+//! The cool-down, while it runs, is shown in the job's status ([`Request::CoolDown`]).
+//!
 //! The job's state is read from its watch channel; the keeper never waits on the job while holding
 //! anyone up, except for the start request itself (the actor answers once the process is spawned).
 
@@ -129,6 +131,7 @@ impl Gate {
             cold_start_at: None,
             answered: None,
             failed_pid: None,
+            published: None,
             refusal_logged: false,
             counters: counters.clone(),
         };
@@ -223,6 +226,8 @@ struct Keeper {
     answered: Option<i32>,
     /// The process already reported as a failed start.
     failed_pid: Option<i32>,
+    /// The cool-down the job's status shows.
+    published: Option<Instant>,
     refusal_logged: bool,
     counters: Arc<Counters>,
 }
@@ -248,6 +253,21 @@ impl Keeper {
                 }
                 _ = sleep_until(cool_down) => self.cool_down().await,
             }
+            self.publish().await;
+        }
+    }
+
+    /// Shows the cool-down in the job's status (the actor drops it once the process is gone).
+    async fn publish(&mut self) {
+        if self.cool_down_at == self.published {
+            return;
+        }
+        self.published = self.cool_down_at;
+        if matches!(self.state(), JobState::Running { .. }) || self.cool_down_at.is_none() {
+            let _ = self
+                .handle
+                .request(&self.job, Request::CoolDown(self.cool_down_at))
+                .await;
         }
     }
 

@@ -100,6 +100,9 @@ pub enum Request {
     /// whatever its exit status: a lazy job whose upstream did not answer within `spinUpTimeout`.
     /// A job without a process is left as it is.
     FailStart,
+    /// A lazy job's listeners started (`Some(when it fires)`) or cancelled its cool-down: shown in
+    /// its status while the process runs, nothing else.
+    CoolDown(Option<Instant>),
 }
 
 /// Why a request was refused.
@@ -244,6 +247,8 @@ impl Actor {
                 s.restarts = s.starts.saturating_sub(1);
             }
             s.state = state;
+            // A cool-down is about the process that ran; whatever comes next starts without one.
+            s.cool_down_until = None;
         });
         let _ = self.events.send((self.def.name.clone(), state));
     }
@@ -273,9 +278,11 @@ impl Actor {
                     self.cycle(reply).await;
                 }
                 Request::Signal { .. } => answer(reply, Err(self.not_running())),
-                Request::Stop | Request::Kill | Request::Restart { .. } | Request::FailStart => {
-                    answer(reply, Ok(self.state()))
-                }
+                Request::Stop
+                | Request::Kill
+                | Request::Restart { .. }
+                | Request::FailStart
+                | Request::CoolDown(_) => answer(reply, Ok(self.state())),
             }
         }
     }
@@ -425,7 +432,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Stopped(None)));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -450,7 +457,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Idle));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -501,6 +508,10 @@ impl Actor {
                         Request::Signal { signal, main_only } => {
                             let group = !main_only && self.ctx.forward_to_group;
                             self.ctx.launcher.signal(child.pid, signal, group);
+                            answer(reply, Ok(self.state()));
+                        }
+                        Request::CoolDown(until) => {
+                            self.status.send_modify(|s| s.cool_down_until = until);
                             answer(reply, Ok(self.state()));
                         }
                         Request::FailStart => {
@@ -573,7 +584,7 @@ impl Actor {
                                 again = false;
                                 answer(reply, Ok(self.state()));
                             }
-                            Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                            Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         }
                     }
                 }

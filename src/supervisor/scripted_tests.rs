@@ -585,3 +585,53 @@ async fn a_failed_start_stops_the_process_and_counts_even_after_a_clean_exit() {
         Ok(JobState::Failed(ExitStatus::Signaled(libc::SIGKILL)))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_jobs_status_shows_its_cool_down_with_the_time_left() {
+    use crate::config::lazy::LazySpec;
+    use crate::lazy::gate::Gate;
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let sup = supervisor(
+        &launcher,
+        vec![def("lazy", Attempts::Limited(3), secs(1)).on_demand()],
+    );
+    let handle = sup.handle();
+    let lazy = LazySpec {
+        spin_up_timeout: secs(5),
+        cool_down_timeout: secs(60),
+    };
+    let gate = Gate::spawn("lazy", lazy, handle.clone()).expect("gate");
+    let status = || handle.status("lazy").expect("lazy").status;
+
+    // A connection: running, no cool-down while it is open.
+    let ticket = gate.enter().await.expect("admitted");
+    settle().await;
+    assert!(matches!(status().state, JobState::Running { .. }));
+    assert_eq!(status().cool_down_until, None);
+
+    // The last connection closed: cooling down, with the time left.
+    drop(ticket);
+    settle().await;
+    let until = status().cool_down_until.expect("cooling down");
+    assert_eq!(until - Instant::now(), secs(60));
+    tokio::time::sleep(secs(15)).await;
+    settle().await;
+    let shown = status().to_string();
+    assert!(
+        shown.starts_with("running (pid 1000), cooling down (45s left)"),
+        "{shown}"
+    );
+
+    // A new connection cancels it.
+    let ticket = gate.enter().await.expect("admitted");
+    settle().await;
+    assert_eq!(status().cool_down_until, None, "{}", status());
+    drop(ticket);
+
+    // When it fires, the job is stopped and idle, with no cool-down left to show.
+    tokio::time::sleep(secs(61)).await;
+    settle().await;
+    assert_eq!(status().state, JobState::Idle);
+    assert_eq!(status().cool_down_until, None);
+    assert_eq!(status().to_string(), "idle");
+}
