@@ -89,7 +89,8 @@ impl Report {
     ///
     /// The job that failed on its own decides; otherwise, after a SIGTERM/SIGINT, the first job that
     /// gantry stopped with a non-zero status (so a lone child that dies of SIGTERM gives 143, as with
-    /// tini); otherwise 0. Exits caused by gantry's own stop after a job ended are not failures.
+    /// tini; a lazy job running at the time counts the same, though it ends idle, not stopped);
+    /// otherwise 0. Exits caused by gantry's own stop after a job ended are not failures.
     pub fn exit_code(&self) -> i32 {
         if let Some((_, status)) = &self.failure {
             return status.code().max(1);
@@ -433,7 +434,7 @@ impl Supervisor {
                 }
                 Some((name, state)) = self.events.recv() => {
                     let Some(&i) = self.handle.index.get(&name) else { continue };
-                    self.states[i] = state;
+                    let before = std::mem::replace(&mut self.states[i], state);
                     if !members.contains(&i) {
                         continue;
                     }
@@ -455,6 +456,15 @@ impl Supervisor {
                         }
                         JobState::Stopped(Some(status)) if shutting_down && !status.success() => {
                             report.stopped_nonzero.get_or_insert(status);
+                        }
+                        // A lazy job the shutdown stopped goes back to idle rather than stopped;
+                        // its process's status counts the same. (Idle after a backoff had no
+                        // process to stop, like Stopped(None).)
+                        JobState::Idle if shutting_down && before.pid().is_some() => {
+                            let last = self.handle.jobs[i].handle.status().last_exit;
+                            if let Some(status) = last.filter(|s| !s.success()) {
+                                report.stopped_nonzero.get_or_insert(status);
+                            }
                         }
                         _ => {}
                     }

@@ -635,3 +635,57 @@ async fn a_lazy_jobs_status_shows_its_cool_down_with_the_time_left() {
     assert_eq!(status().cool_down_until, None);
     assert_eq!(status().to_string(), "idle");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_stopped_by_the_shutdown_counts_in_the_exit_code_like_any_job() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            def("lazy", Attempts::Limited(3), secs(1)).on_demand(),
+            def("idle", Attempts::Limited(3), secs(1)).on_demand(),
+        ],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    handle.start("lazy").await.expect("start");
+    settle().await;
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(
+        handle.status("lazy").expect("lazy").status.state,
+        JobState::Idle
+    );
+    // It died of the SIGTERM the shutdown sent, as a job would: 143, as with tini. The idle one,
+    // which had no process, changes nothing.
+    assert_eq!(
+        report.stopped_nonzero,
+        Some(ExitStatus::Signaled(libc::SIGTERM))
+    );
+    assert_eq!(report.exit_code(), 143);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_idle_at_the_shutdown_leaves_the_exit_code_at_zero() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![def("lazy", Attempts::Limited(3), secs(1)).on_demand()],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    // It ran and was stopped by its cool-down (SIGTERM, status 143) before the shutdown.
+    handle.start("lazy").await.expect("start");
+    handle.stop("lazy").await.expect("stop");
+    settle().await;
+    assert_eq!(
+        handle.status("lazy").expect("lazy").status.last_exit,
+        Some(ExitStatus::Signaled(libc::SIGTERM))
+    );
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.stopped_nonzero, None);
+    assert_eq!(report.exit_code(), 0);
+}
