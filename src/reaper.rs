@@ -22,8 +22,9 @@
 //! the registry until it has been reaped, so it cannot have been reused by another process.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -77,48 +78,79 @@ impl Reaper {
         stdout: Stdio,
         stderr: Stdio,
     ) -> io::Result<Spawned> {
-        self.start(spec, setup, stdout, stderr, false)
+        self.start(spec, setup, None, stdout, stderr, false)
     }
 
     /// Like [`Reaper::spawn`], for a job: it receives the signals gantry forwards, and gantry's stdin.
+    /// `sockets` (fd and name) are passed to it as fd 3 onward, systemd-style (`sys::PassFds`).
     pub fn spawn_job(
         &self,
         spec: &CommandSpec,
         setup: ChildSetup,
+        sockets: &[(i32, &str)],
         stdout: Stdio,
         stderr: Stdio,
     ) -> io::Result<Spawned> {
-        self.start(spec, setup, stdout, stderr, true)
+        let pass = if sockets.is_empty() {
+            None
+        } else {
+            // The whole environment is built here: std's must stay untouched (see `sys`).
+            let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+            for (k, v) in &spec.env {
+                env.retain(|(key, _)| key.as_os_str() != k.as_str());
+                env.push((k.into(), v.into()));
+            }
+            Some(sys::PassFds::new(sockets, env)?)
+        };
+        self.start(spec, setup, pass, stdout, stderr, true)
     }
 
     fn start(
         &self,
         spec: &CommandSpec,
         setup: ChildSetup,
+        pass: Option<sys::PassFds>,
         stdout: Stdio,
         stderr: Stdio,
         forward: bool,
     ) -> io::Result<Spawned> {
         let mut cmd = Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if forward {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stdout(stdout)
-            .stderr(stderr);
+        cmd.args(&spec.args);
+        // Passed sockets bring their own environment (see `sys::PassFds`).
+        if pass.is_none() {
+            cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        }
+        // Until the fork, keep every descriptor below the passed sockets' last number busy, so
+        // that std's exec-error pipe cannot be given one that the child's dup2 would replace.
+        let mut held = Vec::new();
+        if let Some(pass) = &pass {
+            let end = 3 + pass.count() as i32;
+            loop {
+                let f = std::fs::File::open("/dev/null")?;
+                if f.as_raw_fd() >= end {
+                    break;
+                }
+                held.push(f);
+            }
+        }
+        cmd.stdin(if forward {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(stdout)
+        .stderr(stderr);
         if let Some(dir) = &spec.working_dir {
             cmd.current_dir(dir);
         }
-        sys::prepare_child(&mut cmd, setup);
+        sys::prepare_child(&mut cmd, setup, pass);
         let (tx, rx) = oneshot::channel();
         let mut registry = self.registry();
         let mut child = cmd.spawn()?;
         let pid = child.id() as i32;
         registry.insert(pid, Entry { exit: tx, forward });
         drop(registry);
+        drop(held);
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
         // Dropping `child` does not wait for it; the reaper owns that.

@@ -3,8 +3,20 @@
 //! This module owns: blocking signals so that they are read from a `signalfd` instead of interrupting
 //! the program (the way tini uses `sigtimedwait`), becoming a child subreaper, and the steps a child
 //! takes between `fork` and `exec` (its own process group, the terminal's foreground, a clean signal
-//! mask and default dispositions, no inherited descriptors beyond 0–2). Reaping and deciding what an
-//! exit means live in `reaper` and `supervisor`; this module only talks to the kernel.
+//! mask and default dispositions, no inherited descriptors beyond 0–2 — except the listening sockets
+//! of socket activation, [`PassFds`]). Reaping and deciding what an exit means live in `reaper` and
+//! `supervisor`; this module only talks to the kernel.
+//!
+//! **Socket activation in the child.** systemd's protocol wants the sockets at fd 3 onward and
+//! `LISTEN_PID` set to the child's own pid, which only the child knows, and `setenv` may allocate,
+//! so it must not run between `fork` and `exec`. [`PassFds`] therefore builds the child's whole
+//! environment in the parent, as one byte block and a pointer array, with a fixed-width hole after
+//! `LISTEN_PID=`. In the child, [`prepare_child`]'s pre-exec step moves the sockets into place with
+//! `fcntl`/`dup2`, writes `getpid()` into the hole digit by digit and points `environ` at the block;
+//! `exec` then passes it on. This relies on std leaving `environ` alone when the `Command`'s own
+//! environment was not touched (it only swaps in its own block when it was), so the caller must not
+//! call `env`/`envs`/`env_clear` on such a command: `tests/socket_activation.rs` checks that the
+//! job sees its own pid.
 
 #![allow(unsafe_code)]
 
@@ -89,6 +101,17 @@ pub fn async_signalfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
     unsafe { tokio::io::unix::AsyncFd::register(fd).map_err(|e| e.into_parts().1) }
 }
 
+/// Registers a descriptor gantry owns with the runtime, to await its readability (a passed
+/// listening socket, which gantry watches but never reads).
+pub fn async_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes ownership of the descriptor; nothing else can close or replace it
+    // while it is registered.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            .map_err(|e| e.into_parts().1)
+    }
+}
+
 /// Reads one pending signal from a signalfd: `Ok(None)` when none is pending.
 pub fn read_signal(fd: &OwnedFd) -> io::Result<Option<i32>> {
     let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit();
@@ -134,6 +157,103 @@ struct KernelSigaction {
     mask: u64,
 }
 
+/// The environment variables of systemd's socket activation protocol, which [`PassFds`] owns.
+pub const LISTEN_VARS: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
+
+/// Room for the child's pid after `LISTEN_PID=`: ten digits (a pid is a positive `i32`) and a NUL.
+const PID_ROOM: usize = 11;
+
+/// Listening sockets to pass to a child as fd 3 onward, and the child's whole environment with the
+/// `LISTEN_*` variables, built before the fork (see the module doc).
+#[derive(Debug)]
+pub struct PassFds {
+    /// The sockets, in order; they must stay open until the spawn returns.
+    fds: Vec<i32>,
+    /// `KEY=VALUE\0` strings, the last one `LISTEN_PID=` and its hole.
+    block: Vec<u8>,
+    /// Where each string starts in `block`, as addresses, then 0: the `environ` array. Plain
+    /// addresses (not pointers) so that the pre-exec closure is `Send`; `block` is never resized
+    /// after they are taken, so they stay valid while it lives.
+    ptrs: Vec<usize>,
+    /// Where the pid goes in `block`.
+    pid_at: usize,
+}
+
+impl PassFds {
+    /// `fds` with their `LISTEN_FDNAMES` names, for a child whose environment is `env` (any
+    /// `LISTEN_*` in it is replaced). A NUL byte in the environment is an error, as with std.
+    pub fn new(
+        fds: &[(i32, &str)],
+        env: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> io::Result<PassFds> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut block = Vec::new();
+        let mut offsets = Vec::new();
+        let mut push = |key: &[u8], value: &[u8]| -> io::Result<()> {
+            if key.contains(&0) || value.contains(&0) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an environment variable contains a NUL byte",
+                ));
+            }
+            offsets.push(block.len());
+            block.extend_from_slice(key);
+            block.push(b'=');
+            block.extend_from_slice(value);
+            block.push(0);
+            Ok(())
+        };
+        for (key, value) in env {
+            if !LISTEN_VARS.iter().any(|v| key.as_bytes() == v.as_bytes()) {
+                push(key.as_bytes(), value.as_bytes())?;
+            }
+        }
+        push(b"LISTEN_FDS", fds.len().to_string().as_bytes())?;
+        let names: Vec<&str> = fds.iter().map(|(_, name)| *name).collect();
+        push(b"LISTEN_FDNAMES", names.join(":").as_bytes())?;
+        push(b"LISTEN_PID", &[b'0'; PID_ROOM - 1])?;
+        let pid_at = block.len() - PID_ROOM;
+        let base = block.as_ptr() as usize;
+        let mut ptrs: Vec<usize> = offsets.iter().map(|o| base + o).collect();
+        ptrs.push(0);
+        Ok(PassFds {
+            fds: fds.iter().map(|(fd, _)| *fd).collect(),
+            block,
+            ptrs,
+            pid_at,
+        })
+    }
+
+    /// How many sockets are passed.
+    pub fn count(&self) -> usize {
+        self.fds.len()
+    }
+}
+
+extern "C" {
+    /// The C library's environment, which `execvp` passes on.
+    static mut environ: *const *const libc::c_char;
+}
+
+/// Writes `n` in decimal at the start of `out`, then a NUL. Allocates nothing (it runs in the
+/// forked child); `out` must have room for ten digits and the NUL.
+fn write_pid(mut n: u32, out: &mut [u8]) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        out[i] = digits[len - 1 - i];
+    }
+    out[len] = 0;
+}
+
 /// What a child does between fork and exec.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChildSetup {
@@ -145,8 +265,9 @@ pub struct ChildSetup {
 
 /// Arranges for `cmd`'s child to start with gantry's process model: own process group, optional
 /// terminal foreground, empty signal mask, default signal dispositions, and every descriptor ≥ 3
-/// closed on exec.
-pub fn prepare_child(cmd: &mut Command, setup: ChildSetup) {
+/// closed on exec — but for `pass`'s sockets, which become fd 3 onward, with their environment
+/// (then `cmd`'s environment must not have been changed: see the module doc).
+pub fn prepare_child(cmd: &mut Command, setup: ChildSetup, mut pass: Option<PassFds>) {
     let max_signal = libc::SIGRTMAX();
     let closure = move || -> io::Result<()> {
         // Only async-signal-safe calls below: this runs in the forked child.
@@ -199,11 +320,35 @@ pub fn prepare_child(cmd: &mut Command, setup: ChildSetup) {
                     }
                 }
             }
+            if let Some(pass) = pass.as_mut() {
+                let first = 3;
+                let end = first + pass.fds.len() as i32;
+                // A socket may sit on a number another one goes to: move them all above the
+                // targets first (close-on-exec copies), then into place. dup2 clears CLOEXEC.
+                for fd in pass.fds.iter_mut() {
+                    let high = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, end);
+                    if high == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    *fd = high;
+                }
+                for (target, &fd) in (first..end).zip(pass.fds.iter()) {
+                    if libc::dup2(fd, target) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                write_pid(libc::getpid() as u32, &mut pass.block[pass.pid_at..]);
+                // `ptrs` holds the addresses of the strings in `block` (this process's copy of
+                // both, made by fork at the same addresses) and ends with a null pointer.
+                environ = pass.ptrs.as_ptr() as *const *const libc::c_char;
+            }
         }
         Ok(())
     };
     // SAFETY: the closure only makes async-signal-safe system calls (setpgid, isatty, tcsetpgrp,
-    // signal, sigemptyset, pthread_sigmask, syscall, sysconf, fcntl) and allocates nothing.
+    // signal, sigemptyset, pthread_sigmask, syscall, sysconf, fcntl, dup2, getpid) and allocates
+    // nothing: the socket-activation step writes into buffers built before the fork and assigns
+    // `environ`, which no other thread can read in the child (it has only this one).
     unsafe {
         cmd.pre_exec(closure);
     }

@@ -82,6 +82,7 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
             watches: Vec::new(),
             can_fail: false,
             controllable: false,
+            sockets: Default::default(),
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
         let handle = job::spawn(def, ctx, ev_tx);

@@ -12,8 +12,10 @@
 //!
 //! `listenProtocol` and `forwardProtocol` are `tcp` (the default), `tcp4`, `tcp6` or `unix` (the
 //! address is then a socket path); mittnite's deprecated `protocol` is read as `forwardProtocol` with
-//! a warning. gantry adds `maxConnections` (excess connections wait in the listen backlog) and
-//! `proxyProtocol = "v1" | "v2"` (a PROXY protocol header on each forwarded connection). Every
+//! a warning. gantry adds `maxConnections` (excess connections wait in the listen backlog),
+//! `proxyProtocol = "v1" | "v2"` (a PROXY protocol header on each forwarded connection), and
+//! `activation = "socket"` with an optional `name`: no forwarding, the listening socket itself is
+//! passed to the job (systemd's socket activation; read into a [`SocketSpec`]). Every
 //! duration is resolved here; the runtime (`crate::lazy`) never sees HCL. This module owns reading
 //! and the checks that span jobs (one listener per address); it opens no socket.
 
@@ -119,14 +121,34 @@ pub struct ListenSpec {
     pub pos: Pos,
 }
 
+/// One `listen "ADDR" { activation = "socket" }` block: gantry holds the listening socket and
+/// passes it to the job's processes (fd 3 onward, `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    pub address: Endpoint,
+    /// Its entry in `LISTEN_FDNAMES`: the `name` attribute, else the job's name (as systemd names
+    /// a socket after its unit; an address cannot be one, its `:` separates the names).
+    pub name: String,
+    pub pos: Pos,
+}
+
 /// The listeners of one job, and whether the job is lazy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobListeners {
     pub job: String,
     /// `None`: the listeners are plain always-on forwarders to a job started as usual.
     pub lazy: Option<LazySpec>,
+    /// The forwarding listeners.
     pub listen: Vec<ListenSpec>,
+    /// The socket-activated listeners, in the order of their blocks (fd 3, 4, ...).
+    pub sockets: Vec<SocketSpec>,
     pub pos: Pos,
+}
+
+/// A `listen` block read: a forwarder or a socket passed to the job.
+enum Listen {
+    Forward(ListenSpec),
+    Socket(SocketSpec),
 }
 
 /// Reads the `lazy` and `listen` blocks of the job block `r` reads. `None` when it has neither.
@@ -147,14 +169,20 @@ pub fn read_job(r: &mut Reader<'_>, job: Option<&str>) -> Option<JobListeners> {
             ),
         ));
     }
-    let listen = listen_blocks
-        .iter()
-        .filter_map(|b| listen_from_block(b, &job_block.title(), r.errors()))
-        .collect();
+    let mut listen = Vec::new();
+    let mut sockets = Vec::new();
+    for b in &listen_blocks {
+        match listen_from_block(b, &job_block.title(), job.unwrap_or(""), r.errors()) {
+            Some(Listen::Forward(l)) => listen.push(l),
+            Some(Listen::Socket(s)) => sockets.push(s),
+            None => {}
+        }
+    }
     Some(JobListeners {
         job: job?.to_string(),
         lazy,
         listen,
+        sockets,
         pos: job_block.pos.clone(),
     })
 }
@@ -183,8 +211,48 @@ fn positive(r: &mut Reader<'_>, key: &'static str) -> Option<Duration> {
     Some(d)
 }
 
-fn listen_from_block(block: &Block, job: &str, errors: &mut Errors) -> Option<ListenSpec> {
+/// Whether `name` may be an entry of `LISTEN_FDNAMES` (systemd's rule: 1 to 255 printable ASCII
+/// characters, no `:`).
+fn valid_fd_name(name: &str) -> bool {
+    (1..=255).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+fn listen_from_block(
+    block: &Block,
+    job: &str,
+    job_name: &str,
+    errors: &mut Errors,
+) -> Option<Listen> {
     let mut r = Reader::new(block, errors);
+    let socket = match r.string("activation") {
+        None => false,
+        Some(v) => {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "socket" => true,
+                "proxy" => false,
+                _ => {
+                    if let Some(pos) = r.value("activation").map(|v| v.pos.clone()) {
+                        r.error(
+                        pos,
+                        "activation",
+                        format!("unknown activation {v:?} (use \"socket\", or leave it out to forward)"),
+                    );
+                    }
+                    false
+                }
+            }
+        }
+    };
+    if socket {
+        return socket_from_block(r, block, job, job_name);
+    }
+    if let Some(pos) = r.value("name").map(|v| v.pos.clone()) {
+        r.error(
+            pos,
+            "name",
+            "only a socket-activated listener (activation = \"socket\") has a name",
+        );
+    }
     let address = match block.labels.as_slice() {
         [a] if !a.trim().is_empty() => Some(a.clone()),
         _ => {
@@ -273,13 +341,79 @@ fn listen_from_block(block: &Block, job: &str, errors: &mut Errors) -> Option<Li
         }
     };
     r.finish();
-    Some(ListenSpec {
+    Some(Listen::Forward(ListenSpec {
         address: address?,
         forward: forward?,
         max_connections,
         proxy_protocol,
         pos: block.pos.clone(),
-    })
+    }))
+}
+
+/// The rest of a `listen` block with `activation = "socket"`.
+fn socket_from_block(
+    mut r: Reader<'_>,
+    block: &Block,
+    job: &str,
+    job_name: &str,
+) -> Option<Listen> {
+    let listen_protocol = protocol(&mut r, "listenProtocol");
+    for key in [
+        "forward",
+        "forwardProtocol",
+        "protocol",
+        "maxConnections",
+        "proxyProtocol",
+    ] {
+        if let Some(pos) = r.value(key).map(|v| v.pos.clone()) {
+            r.error(
+                pos,
+                key,
+                "does not apply with activation = \"socket\" (the job accepts on the socket itself)",
+            );
+        }
+    }
+    let name = match r.string("name") {
+        Some(name) => {
+            if !valid_fd_name(&name) {
+                if let Some(pos) = r.value("name").map(|v| v.pos.clone()) {
+                    r.error(
+                        pos,
+                        "name",
+                        format!("{name:?} is not a socket name (1 to 255 printable characters, no spaces or ':')"),
+                    );
+                }
+            }
+            name
+        }
+        None if valid_fd_name(job_name) => job_name.to_string(),
+        None => "unknown".to_string(),
+    };
+    let address = match block.labels.as_slice() {
+        [a] if !a.trim().is_empty() => endpoint(a, listen_protocol.unwrap_or(Protocol::Tcp), true)
+            .map_err(|e| {
+                r.errors().push(ConfigError::at(
+                    block.pos.clone(),
+                    format!("{job}: listen address {a:?}: {e}"),
+                ));
+            })
+            .ok(),
+        _ => {
+            r.errors().push(ConfigError::at(
+                block.pos.clone(),
+                format!(
+                    "{job}: listen block needs exactly one address, as in listen \"0.0.0.0:8080\" {{ ... }}"
+                ),
+            ));
+            None
+        }
+    };
+    r.finish();
+    Some(Listen::Socket(SocketSpec {
+        address: address?,
+        name,
+        pos: block.pos.clone(),
+    }))
 }
 
 fn protocol(r: &mut Reader<'_>, key: &'static str) -> Option<Protocol> {
@@ -356,17 +490,22 @@ pub fn endpoint(text: &str, protocol: Protocol, listening: bool) -> Result<Endpo
 pub fn check_plan(plan: &super::Plan, errors: &mut Errors) {
     let mut seen: Vec<(&Endpoint, &Pos)> = Vec::new();
     for jl in &plan.listeners {
-        for l in &jl.listen {
-            if let Some((_, first)) = seen.iter().find(|(a, _)| same_address(a, &l.address)) {
+        let addresses = jl
+            .listen
+            .iter()
+            .map(|l| (&l.address, &l.pos))
+            .chain(jl.sockets.iter().map(|s| (&s.address, &s.pos)));
+        for (address, pos) in addresses {
+            if let Some((_, first)) = seen.iter().find(|(a, _)| same_address(a, address)) {
                 errors.push(ConfigError::at(
-                    l.pos.clone(),
+                    pos.clone(),
                     format!(
-                        "job {:?}: {} is listened on twice (first at {first})",
-                        jl.job, l.address
+                        "job {:?}: {address} is listened on twice (first at {first})",
+                        jl.job
                     ),
                 ));
             } else {
-                seen.push((&l.address, &l.pos));
+                seen.push((address, pos));
             }
         }
         if jl.lazy.is_some() {
@@ -406,7 +545,7 @@ pub fn describe(listeners: Option<&JobListeners>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(lazy) = jl.lazy {
         out.push(format!(
-            "lazy: idle until the first connection; held clients wait up to {:?} for it to answer; stopped after {:?} without connections",
+            "lazy: idle until the first connection; held clients wait up to {:?} for it to answer; stopped after {:?} without connections (its state then says \"cooling down\" with the time left)",
             lazy.spin_up_timeout, lazy.cool_down_timeout
         ));
     }
@@ -426,6 +565,14 @@ pub fn describe(listeners: Option<&JobListeners>) -> Vec<String> {
             format!(" ({})", extra.join(", "))
         };
         out.push(format!("listen {} -> {}{extra}", l.address, l.forward));
+    }
+    for (i, s) in jl.sockets.iter().enumerate() {
+        out.push(format!(
+            "listen {} -> passed to the job as fd {} (socket activation, name {:?})",
+            s.address,
+            3 + i,
+            s.name
+        ));
     }
     out
 }
@@ -562,6 +709,43 @@ mod tests {
             text.contains("test.hcl:9:1: job \"c\": a lazy job cannot be oneTime"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_socket_activated_listener_is_read_apart_and_its_mistakes_are_named() {
+        let plan = plan_of(
+            "job web {\n command = \"x\"\n lazy {}\n listen \"127.0.0.1:9\" {\n  activation = \"socket\"\n }\n listen \"/run/w.sock\" {\n  listenProtocol = \"unix\"\n  activation = \"socket\"\n  name = \"admin\"\n }\n listen \"127.0.0.1:10\" { forward = \"127.0.0.1:11\" }\n}\n",
+        )
+        .expect("valid");
+        let web = &plan.listeners[0];
+        assert_eq!(web.listen.len(), 1);
+        let names: Vec<&str> = web.sockets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["web", "admin"], "the job's name unless named");
+        assert_eq!(web.sockets[1].address, Endpoint::Unix("/run/w.sock".into()));
+        let described = describe(Some(web)).join("\n");
+        assert!(
+            described.contains("stopped after 900s without connections (its state then says \"cooling down\" with the time left)"),
+            "{described}"
+        );
+        assert!(
+            described.contains("listen unix /run/w.sock -> passed to the job as fd 4 (socket activation, name \"admin\")"),
+            "{described}"
+        );
+
+        let errors = plan_of(
+            "job a {\n command = \"x\"\n listen \"127.0.0.1:9\" {\n  activation = \"socket\"\n  forward = \"127.0.0.1:10\"\n  name = \"a:b\"\n }\n listen \"127.0.0.1:11\" {\n  activation = \"sockets\"\n  forward = \"127.0.0.1:12\"\n  name = \"x\"\n }\n listen \"127.0.0.1:11\" {\n  activation = \"socket\"\n }\n}\n",
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        for want in [
+            "test.hcl:5:13: listen \"127.0.0.1:9\": attribute \"forward\": does not apply with activation = \"socket\"",
+            "test.hcl:6:10: listen \"127.0.0.1:9\": attribute \"name\": \"a:b\" is not a socket name",
+            "test.hcl:9:16: listen \"127.0.0.1:11\": attribute \"activation\": unknown activation \"sockets\"",
+            "test.hcl:11:10: listen \"127.0.0.1:11\": attribute \"name\": only a socket-activated listener",
+            "test.hcl:13:2: job \"a\": tcp 127.0.0.1:11 is listened on twice (first at test.hcl:8:2)",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //!   fires with no connection, the job gets its normal stop (stop signal, grace, SIGKILL) and returns
 //!   to idle. A job that starts running with no connection (its clients gave up, or the API started
 //!   it) cools down the same way.
+//! - **Activity** (a connection arrived on a socket-activated listener, which the job accepts
+//!   itself): gantry cannot see those connections close, so a running cool-down starts over at
+//!   each new one; the job is stopped `coolDownTimeout` after the last.
+//!
+//! The cool-down, while it runs, is shown in the job's status ([`Request::CoolDown`]).
 //!
 //! The job's state is read from its watch channel; the keeper never waits on the job while holding
 //! anyone up, except for the start request itself (the actor answers once the process is spawned).
@@ -54,6 +59,8 @@ enum Msg {
         pid: i32,
         listener: String,
     },
+    /// A new connection arrived on a socket the running job accepts on itself.
+    Activity,
 }
 
 /// Counters of one lazy job, for logs now and for `/metrics` later.
@@ -124,6 +131,7 @@ impl Gate {
             cold_start_at: None,
             answered: None,
             failed_pid: None,
+            published: None,
             refusal_logged: false,
             counters: counters.clone(),
         };
@@ -187,6 +195,17 @@ impl Gate {
     pub fn no_answer(&self, pid: i32, listener: String) {
         let _ = self.tx.send(Msg::NoAnswer { pid, listener });
     }
+
+    /// A connection arrived on a socket the running job accepts on itself: a running cool-down
+    /// starts over.
+    pub fn activity(&self) {
+        let _ = self.tx.send(Msg::Activity);
+    }
+
+    /// A receiver of the job's state changes.
+    pub fn subscribe(&self) -> watch::Receiver<JobStatus> {
+        self.status.clone()
+    }
 }
 
 struct Keeper {
@@ -207,6 +226,8 @@ struct Keeper {
     answered: Option<i32>,
     /// The process already reported as a failed start.
     failed_pid: Option<i32>,
+    /// The cool-down the job's status shows.
+    published: Option<Instant>,
     refusal_logged: bool,
     counters: Arc<Counters>,
 }
@@ -232,6 +253,21 @@ impl Keeper {
                 }
                 _ = sleep_until(cool_down) => self.cool_down().await,
             }
+            self.publish().await;
+        }
+    }
+
+    /// Shows the cool-down in the job's status (the actor drops it once the process is gone).
+    async fn publish(&mut self) {
+        if self.cool_down_at == self.published {
+            return;
+        }
+        self.published = self.cool_down_at;
+        if matches!(self.state(), JobState::Running { .. }) || self.cool_down_at.is_none() {
+            let _ = self
+                .handle
+                .request(&self.job, Request::CoolDown(self.cool_down_at))
+                .await;
         }
     }
 
@@ -297,6 +333,11 @@ impl Keeper {
                     self.lazy.spin_up_timeout
                 );
                 let _ = self.handle.request(&self.job, Request::FailStart).await;
+            }
+            Msg::Activity => {
+                if self.cool_down_at.is_some() {
+                    self.cool_down_at = Some(Instant::now() + self.lazy.cool_down_timeout);
+                }
             }
         }
     }

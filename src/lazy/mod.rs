@@ -21,6 +21,15 @@
 //! that many connections are open; further clients wait in the kernel's backlog. An accept error
 //! (out of file descriptors, say) is logged and retried, never fatal.
 //!
+//! **Socket activation** (`activation = "socket"`): gantry binds the socket, never accepts on it and
+//! never proxies for it. [`serve`] hands it to the job's supervisor entry (`supervisor::process::
+//! Sockets`), and the launcher passes it to every process of the job as fd 3 onward
+//! (`sys::PassFds`). gantry keeps it open between runs, so a connection that arrives while the job
+//! restarts or is idle waits in the backlog. For a lazy job, [`watch_socket`] stands in for the
+//! accept loop: while the job is idle it waits until the socket is readable (a connection waits) and
+//! starts the job through its gate; while the job runs, each new connection only restarts the
+//! cool-down (gantry cannot see the job's connections close).
+//!
 //! Everything here lives on `up`'s runtime; when `up` returns, the listeners and every connection are
 //! closed, and unix socket files removed.
 
@@ -29,6 +38,7 @@ pub mod net;
 pub mod proxy;
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,9 +48,9 @@ use tokio::time::Instant;
 
 use crate::config::lazy::{ListenSpec, DEFAULT_SPIN_UP_TIMEOUT};
 use crate::config::{JobSpec, Plan};
-use crate::supervisor::{Handle, JobDef};
+use crate::supervisor::{Handle, JobDef, JobState};
 use gate::{Gate, Refused};
-use net::{Listener, Peer, Stream};
+use net::{Listener, Peer, Stream, UnixPath};
 
 /// The job's definition for the supervisor: on demand when the plan makes it lazy.
 pub fn job_def(plan: &Plan, spec: &JobSpec) -> JobDef {
@@ -65,10 +75,22 @@ pub struct Bound {
     lazy: Option<(crate::config::lazy::LazySpec, Duration)>,
 }
 
+/// The socket-activated listeners of one job, bound.
+#[derive(Debug)]
+pub struct Passed {
+    pub job: String,
+    lazy: Option<crate::config::lazy::LazySpec>,
+    /// Each socket with its `LISTEN_FDNAMES` name and what the log calls it.
+    sockets: Vec<(OwnedFd, String, String)>,
+    /// Unix socket files to remove when gantry exits.
+    paths: Vec<UnixPath>,
+}
+
 /// Every listener of the plan, bound, not accepting yet.
 #[derive(Debug, Default)]
 pub struct Opened {
     pub bound: Vec<Bound>,
+    pub passed: Vec<Passed>,
 }
 
 /// Binds every `listen` address of the plan. The error names the block and the address.
@@ -94,6 +116,30 @@ pub async fn open(plan: &Plan) -> Result<Opened, String> {
                 lazy: jl.lazy.map(|l| (l, gate::hold_limit(&l, stop_total))),
             });
         }
+        if jl.sockets.is_empty() {
+            continue;
+        }
+        let mut passed = Passed {
+            job: jl.job.clone(),
+            lazy: jl.lazy,
+            sockets: Vec::new(),
+            paths: Vec::new(),
+        };
+        for spec in &jl.sockets {
+            let (fd, path, addr) = net::bind_passed(&spec.address).await.map_err(|e| {
+                format!(
+                    "{}: job {:?}: cannot listen on {}: {e}",
+                    spec.pos, jl.job, spec.address
+                )
+            })?;
+            let what = match addr {
+                Some(addr) => format!("tcp {addr}"),
+                None => spec.address.to_string(),
+            };
+            passed.sockets.push((fd, spec.name.clone(), what));
+            passed.paths.extend(path);
+        }
+        opened.passed.push(passed);
     }
     Ok(opened)
 }
@@ -133,7 +179,99 @@ pub fn serve(opened: Opened, handle: &Handle) -> Result<Vec<Gate>, String> {
             what,
         ));
     }
+    for passed in opened.passed {
+        let slot = handle
+            .sockets(&passed.job)
+            .map_err(|e| format!("listener of job {:?}: {e}", passed.job))?;
+        let gate = match passed.lazy {
+            Some(lazy) => Some(match gates.iter().find(|g| *g.job == *passed.job) {
+                Some(g) => g.clone(),
+                None => {
+                    let g = Gate::spawn(&passed.job, lazy, handle.clone())?;
+                    gates.push(g.clone());
+                    g
+                }
+            }),
+            None => None,
+        };
+        let mut fds = Vec::new();
+        for (i, (fd, name, what)) in passed.sockets.into_iter().enumerate() {
+            tracing::info!(
+                "job {:?}: listening on {what}, passed to the job as fd {} (socket activation){}",
+                passed.job,
+                3 + i,
+                if gate.is_some() { " (lazy)" } else { "" }
+            );
+            if let Some(gate) = &gate {
+                let watched = fd
+                    .try_clone()
+                    .map_err(|e| format!("job {:?}: {what}: {e}", passed.job))?;
+                tokio::spawn(watch_socket(watched, gate.clone(), what));
+            }
+            fds.push((fd, name));
+        }
+        slot.fill(fds)
+            .map_err(|e| format!("job {:?}: {e}", passed.job))?;
+        // The socket files go when the runtime ends (this task is dropped with it).
+        let paths = passed.paths;
+        tokio::spawn(async move {
+            let _paths = paths;
+            std::future::pending::<()>().await
+        });
+    }
     Ok(gates)
+}
+
+/// Starts a lazy job when a connection waits on one of its passed sockets, without accepting it
+/// (the job does); while the job runs, each new connection restarts its cool-down.
+async fn watch_socket(fd: OwnedFd, gate: Gate, what: String) {
+    let socket = match crate::sys::async_readable(fd) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{what}: cannot watch the socket: {e}; the job is not started by it");
+            return;
+        }
+    };
+    let mut status = gate.subscribe();
+    loop {
+        let state = status.borrow_and_update().state;
+        // Idle (or stopped, or backed off into idle) with a connection waiting: start the job. A
+        // level check, so a connection left in the backlog by the last run is seen too.
+        if !state.is_live()
+            && !matches!(state, JobState::Failed(_))
+            && net::pending(socket.get_ref().as_fd())
+        {
+            match gate.enter().await {
+                // The job runs (or will): its accept is what serves the connection.
+                Ok(ticket) => drop(ticket),
+                Err(Refused::Closing) => return,
+                // Logged by the gate; wait for the state to change.
+                Err(Refused::Failed) => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            ready = socket.readable() => match ready {
+                Ok(mut guard) => {
+                    if state.is_live() {
+                        gate.activity();
+                    }
+                    // Edge-triggered: cleared here, the next connection wakes this loop again,
+                    // and the level check above decides.
+                    guard.clear_ready();
+                }
+                Err(e) => {
+                    tracing::error!("{what}: cannot watch the socket: {e}");
+                    return;
+                }
+            },
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Accepts until the runtime ends; each connection is a task of its own.

@@ -3,11 +3,13 @@
 //! A `listen` or `forward` address is TCP (`tcp`, `tcp4`, `tcp6`) or a unix socket path; this module
 //! hides the difference from the rest of `lazy`. It owns the socket options gantry sets (`TCP_NODELAY`
 //! on both sides of a relay, `SO_REUSEADDR` on listeners, a 1024-deep backlog), removing a stale unix
-//! socket before binding and the socket file again when the listener goes away. It knows nothing of
-//! jobs.
+//! socket before binding and the socket file again when the listener goes away. A socket-activated
+//! listener is bound here too ([`bind_passed`]), as a plain blocking socket gantry never accepts on.
+//! It knows nothing of jobs.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -134,6 +136,34 @@ pub async fn bind(endpoint: &Endpoint) -> io::Result<Listener> {
             Ok(Listener::Tcp(socket.listen(BACKLOG)?))
         }
     }
+}
+
+/// Binds `endpoint` for socket activation: a blocking socket (as systemd passes them) that gantry
+/// only watches and the job accepts on; the socket file to remove later (unix) or the bound address
+/// (TCP).
+pub async fn bind_passed(
+    endpoint: &Endpoint,
+) -> io::Result<(OwnedFd, Option<UnixPath>, Option<SocketAddr>)> {
+    match bind(endpoint).await? {
+        Listener::Tcp(l) => {
+            let l = l.into_std()?;
+            l.set_nonblocking(false)?;
+            let addr = l.local_addr().ok();
+            Ok((l.into(), None, addr))
+        }
+        Listener::Unix(l, path) => {
+            let l = l.into_std()?;
+            l.set_nonblocking(false)?;
+            Ok((l.into(), Some(path), None))
+        }
+    }
+}
+
+/// Whether a connection waits on listening socket `fd` right now (a level check; never blocks).
+pub fn pending(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 impl Listener {

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::policy::{Decision, History, Policy};
-use super::process::{Child, Launcher};
+use super::process::{Child, Launcher, Sockets};
 use super::state::{JobState, JobStatus};
 use crate::config::{Attempts, CommandSpec, StopSpec};
 use crate::exit::{self, ExitStatus};
@@ -74,6 +74,8 @@ pub struct JobDef {
     pub can_fail: bool,
     /// May be controlled through the API.
     pub controllable: bool,
+    /// Listening sockets passed to each of its processes (socket activation; usually none).
+    pub sockets: Sockets,
 }
 
 /// What the rest of gantry may ask of a job.
@@ -98,6 +100,9 @@ pub enum Request {
     /// whatever its exit status: a lazy job whose upstream did not answer within `spinUpTimeout`.
     /// A job without a process is left as it is.
     FailStart,
+    /// A lazy job's listeners started (`Some(when it fires)`) or cancelled its cool-down: shown in
+    /// its status while the process runs, nothing else.
+    CoolDown(Option<Instant>),
 }
 
 /// Why a request was refused.
@@ -242,6 +247,8 @@ impl Actor {
                 s.restarts = s.starts.saturating_sub(1);
             }
             s.state = state;
+            // A cool-down is about the process that ran; whatever comes next starts without one.
+            s.cool_down_until = None;
         });
         let _ = self.events.send((self.def.name.clone(), state));
     }
@@ -271,9 +278,11 @@ impl Actor {
                     self.cycle(reply).await;
                 }
                 Request::Signal { .. } => answer(reply, Err(self.not_running())),
-                Request::Stop | Request::Kill | Request::Restart { .. } | Request::FailStart => {
-                    answer(reply, Ok(self.state()))
-                }
+                Request::Stop
+                | Request::Kill
+                | Request::Restart { .. }
+                | Request::FailStart
+                | Request::CoolDown(_) => answer(reply, Ok(self.state())),
             }
         }
     }
@@ -287,59 +296,64 @@ impl Actor {
         loop {
             self.set(JobState::Starting);
             let started = Instant::now();
-            let status = match self.ctx.launcher.launch(&self.def.name, &self.def.command) {
-                Ok(child) => {
-                    tracing::info!("{kind} {name:?} started (pid {})", child.pid);
-                    self.set(JobState::Running {
-                        pid: child.pid,
-                        since: started,
-                    });
-                    answer(reply.take(), Ok(self.state()));
-                    match self.supervise(child).await {
-                        Ran::Exited(status) => status,
-                        Ran::TimedOut(status) => {
-                            self.record_exit(status);
-                            tracing::error!(
-                                "{kind} {name:?} timed out after {:?} ({status})",
-                                self.def.timeout.unwrap_or_default()
-                            );
-                            self.set(JobState::Failed(status));
-                            return;
-                        }
-                        Ran::Stopped(status) => {
-                            self.record_exit(status);
-                            tracing::info!("{kind} {name:?} stopped ({status})");
-                            self.set(if self.def.policy.on_demand {
-                                JobState::Idle
-                            } else {
-                                JobState::Stopped(Some(status))
-                            });
-                            return;
-                        }
-                        Ran::FailedStart(status, again) => {
-                            self.record_exit(status);
-                            wanted = again;
-                            if status.success() {
-                                ExitStatus::Code(1)
-                            } else {
-                                status
+            let status =
+                match self
+                    .ctx
+                    .launcher
+                    .launch(&self.def.name, &self.def.command, &self.def.sockets)
+                {
+                    Ok(child) => {
+                        tracing::info!("{kind} {name:?} started (pid {})", child.pid);
+                        self.set(JobState::Running {
+                            pid: child.pid,
+                            since: started,
+                        });
+                        answer(reply.take(), Ok(self.state()));
+                        match self.supervise(child).await {
+                            Ran::Exited(status) => status,
+                            Ran::TimedOut(status) => {
+                                self.record_exit(status);
+                                tracing::error!(
+                                    "{kind} {name:?} timed out after {:?} ({status})",
+                                    self.def.timeout.unwrap_or_default()
+                                );
+                                self.set(JobState::Failed(status));
+                                return;
+                            }
+                            Ran::Stopped(status) => {
+                                self.record_exit(status);
+                                tracing::info!("{kind} {name:?} stopped ({status})");
+                                self.set(if self.def.policy.on_demand {
+                                    JobState::Idle
+                                } else {
+                                    JobState::Stopped(Some(status))
+                                });
+                                return;
+                            }
+                            Ran::FailedStart(status, again) => {
+                                self.record_exit(status);
+                                wanted = again;
+                                if status.success() {
+                                    ExitStatus::Code(1)
+                                } else {
+                                    status
+                                }
+                            }
+                            Ran::Restarted(status) => {
+                                self.record_exit(status);
+                                tracing::info!("{kind} {name:?} restarting on request ({status})");
+                                continue;
                             }
                         }
-                        Ran::Restarted(status) => {
-                            self.record_exit(status);
-                            tracing::info!("{kind} {name:?} restarting on request ({status})");
-                            continue;
-                        }
                     }
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "{kind} {name:?}: cannot start {:?}: {e}",
-                        self.def.command.program
-                    );
-                    ExitStatus::from_spawn_error(&e)
-                }
-            };
+                    Err(e) => {
+                        tracing::error!(
+                            "{kind} {name:?}: cannot start {:?}: {e}",
+                            self.def.command.program
+                        );
+                        ExitStatus::from_spawn_error(&e)
+                    }
+                };
             self.record_exit(status);
             let decision = self
                 .history
@@ -419,7 +433,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Stopped(None)));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -444,7 +458,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Idle));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -495,6 +509,10 @@ impl Actor {
                         Request::Signal { signal, main_only } => {
                             let group = !main_only && self.ctx.forward_to_group;
                             self.ctx.launcher.signal(child.pid, signal, group);
+                            answer(reply, Ok(self.state()));
+                        }
+                        Request::CoolDown(until) => {
+                            self.status.send_modify(|s| s.cool_down_until = until);
                             answer(reply, Ok(self.state()));
                         }
                         Request::FailStart => {
@@ -567,7 +585,7 @@ impl Actor {
                                 again = false;
                                 answer(reply, Ok(self.state()));
                             }
-                            Request::Restart { .. } | Request::FailStart => answer(reply, Ok(self.state())),
+                            Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
                         }
                     }
                 }

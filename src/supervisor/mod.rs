@@ -89,7 +89,8 @@ impl Report {
     ///
     /// The job that failed on its own decides; otherwise, after a SIGTERM/SIGINT, the first job that
     /// gantry stopped with a non-zero status (so a lone child that dies of SIGTERM gives 143, as with
-    /// tini); otherwise 0. Exits caused by gantry's own stop after a job ended are not failures.
+    /// tini; a lazy job running at the time counts the same, though it ends idle, not stopped);
+    /// otherwise 0. Exits caused by gantry's own stop after a job ended are not failures.
     pub fn exit_code(&self) -> i32 {
         if let Some((_, status)) = &self.failure {
             return status.code().max(1);
@@ -127,6 +128,7 @@ impl JobDef {
             watches: spec.watches.clone(),
             can_fail: spec.can_fail,
             controllable: spec.controllable,
+            sockets: Default::default(),
         }
     }
 
@@ -149,6 +151,7 @@ impl JobDef {
             watches: Vec::new(),
             can_fail: spec.can_fail,
             controllable: false,
+            sockets: Default::default(),
         }
     }
 }
@@ -162,6 +165,8 @@ struct Entry {
     can_fail: bool,
     /// A lazy job: the run phase does not start it.
     on_demand: bool,
+    /// Where the run phase hands over the job's socket-activated listeners.
+    sockets: process::Sockets,
 }
 
 /// One job as [`Handle::list`] and [`Handle::status`] describe it.
@@ -208,6 +213,11 @@ impl Handle {
     /// One job's status.
     pub fn status(&self, name: &str) -> Result<JobSummary, ControlError> {
         self.entry(name).map(Self::summary)
+    }
+
+    /// The slot for one job's socket-activated listeners (see [`process::Sockets`]).
+    pub fn sockets(&self, name: &str) -> Result<process::Sockets, ControlError> {
+        Ok(self.entry(name)?.sockets.clone())
     }
 
     /// Every later change of one job's status.
@@ -306,6 +316,7 @@ impl Supervisor {
         for def in defs {
             let (kind, controllable, can_fail) = (def.kind, def.controllable, def.can_fail);
             let on_demand = def.policy.on_demand;
+            let sockets = def.sockets.clone();
             let watches = def.watches.clone();
             let handle = job::spawn(def, actor_ctx.clone(), ev_tx.clone());
             for spec in watches {
@@ -321,6 +332,7 @@ impl Supervisor {
                 controllable,
                 can_fail,
                 on_demand,
+                sockets,
             });
         }
         let states = vec![JobState::NotStarted; jobs.len()];
@@ -422,7 +434,7 @@ impl Supervisor {
                 }
                 Some((name, state)) = self.events.recv() => {
                     let Some(&i) = self.handle.index.get(&name) else { continue };
-                    self.states[i] = state;
+                    let before = std::mem::replace(&mut self.states[i], state);
                     if !members.contains(&i) {
                         continue;
                     }
@@ -444,6 +456,15 @@ impl Supervisor {
                         }
                         JobState::Stopped(Some(status)) if shutting_down && !status.success() => {
                             report.stopped_nonzero.get_or_insert(status);
+                        }
+                        // A lazy job the shutdown stopped goes back to idle rather than stopped;
+                        // its process's status counts the same. (Idle after a backoff had no
+                        // process to stop, like Stopped(None).)
+                        JobState::Idle if shutting_down && before.pid().is_some() => {
+                            let last = self.handle.jobs[i].handle.status().last_exit;
+                            if let Some(status) = last.filter(|s| !s.success()) {
+                                report.stopped_nonzero.get_or_insert(status);
+                            }
                         }
                         _ => {}
                     }

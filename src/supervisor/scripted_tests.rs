@@ -69,7 +69,12 @@ impl Scripted {
 }
 
 impl Launcher for Scripted {
-    fn launch(&self, _job: &str, _command: &CommandSpec) -> std::io::Result<Child> {
+    fn launch(
+        &self,
+        _job: &str,
+        _command: &CommandSpec,
+        _sockets: &super::process::Sockets,
+    ) -> std::io::Result<Child> {
         let mut log = self.log.lock().expect("log");
         let pid = 1000 + log.launches.len() as i32;
         log.launches.push((pid, Instant::now()));
@@ -106,6 +111,7 @@ fn def(name: &str, attempts: Attempts, grace: Duration) -> JobDef {
         watches: Vec::new(),
         can_fail: false,
         controllable: true,
+        sockets: Default::default(),
     }
 }
 
@@ -579,4 +585,108 @@ async fn a_failed_start_stops_the_process_and_counts_even_after_a_clean_exit() {
         handle.request(Request::FailStart).await,
         Ok(JobState::Failed(ExitStatus::Signaled(libc::SIGKILL)))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_jobs_status_shows_its_cool_down_with_the_time_left() {
+    use crate::config::lazy::LazySpec;
+    use crate::lazy::gate::Gate;
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let sup = supervisor(
+        &launcher,
+        vec![def("lazy", Attempts::Limited(3), secs(1)).on_demand()],
+    );
+    let handle = sup.handle();
+    let lazy = LazySpec {
+        spin_up_timeout: secs(5),
+        cool_down_timeout: secs(60),
+    };
+    let gate = Gate::spawn("lazy", lazy, handle.clone()).expect("gate");
+    let status = || handle.status("lazy").expect("lazy").status;
+
+    // A connection: running, no cool-down while it is open.
+    let ticket = gate.enter().await.expect("admitted");
+    settle().await;
+    assert!(matches!(status().state, JobState::Running { .. }));
+    assert_eq!(status().cool_down_until, None);
+
+    // The last connection closed: cooling down, with the time left.
+    drop(ticket);
+    settle().await;
+    let until = status().cool_down_until.expect("cooling down");
+    assert_eq!(until - Instant::now(), secs(60));
+    tokio::time::sleep(secs(15)).await;
+    settle().await;
+    let shown = status().to_string();
+    assert!(
+        shown.starts_with("running (pid 1000), cooling down (45s left)"),
+        "{shown}"
+    );
+
+    // A new connection cancels it.
+    let ticket = gate.enter().await.expect("admitted");
+    settle().await;
+    assert_eq!(status().cool_down_until, None, "{}", status());
+    drop(ticket);
+
+    // When it fires, the job is stopped and idle, with no cool-down left to show.
+    tokio::time::sleep(secs(61)).await;
+    settle().await;
+    assert_eq!(status().state, JobState::Idle);
+    assert_eq!(status().cool_down_until, None);
+    assert_eq!(status().to_string(), "idle");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_stopped_by_the_shutdown_counts_in_the_exit_code_like_any_job() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            def("lazy", Attempts::Limited(3), secs(1)).on_demand(),
+            def("idle", Attempts::Limited(3), secs(1)).on_demand(),
+        ],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    handle.start("lazy").await.expect("start");
+    settle().await;
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(
+        handle.status("lazy").expect("lazy").status.state,
+        JobState::Idle
+    );
+    // It died of the SIGTERM the shutdown sent, as a job would: 143, as with tini. The idle one,
+    // which had no process, changes nothing.
+    assert_eq!(
+        report.stopped_nonzero,
+        Some(ExitStatus::Signaled(libc::SIGTERM))
+    );
+    assert_eq!(report.exit_code(), 143);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_job_idle_at_the_shutdown_leaves_the_exit_code_at_zero() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![def("lazy", Attempts::Limited(3), secs(1)).on_demand()],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    // It ran and was stopped by its cool-down (SIGTERM, status 143) before the shutdown.
+    handle.start("lazy").await.expect("start");
+    handle.stop("lazy").await.expect("stop");
+    settle().await;
+    assert_eq!(
+        handle.status("lazy").expect("lazy").status.last_exit,
+        Some(ExitStatus::Signaled(libc::SIGTERM))
+    );
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.stopped_nonzero, None);
+    assert_eq!(report.exit_code(), 0);
 }

@@ -99,6 +99,27 @@ pub struct JobStatus {
     pub restarts: u32,
     /// How the last process ended.
     pub last_exit: Option<ExitStatus>,
+    /// A lazy job's cool-down: while it runs with no connection, when it will be stopped.
+    pub cool_down_until: Option<Instant>,
+}
+
+impl fmt::Display for JobStatus {
+    /// The state, and a lazy job's cool-down with the time left (`running (pid 7), cooling down
+    /// (299s left)`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.state)?;
+        if let Some(until) = self.cool_down_until {
+            let left = until.saturating_duration_since(Instant::now());
+            // Whole seconds, or milliseconds under one second.
+            let left = if left.as_secs() > 0 {
+                std::time::Duration::from_secs(left.as_secs())
+            } else {
+                std::time::Duration::from_millis(left.as_millis() as u64)
+            };
+            write!(f, ", cooling down ({left:?} left)")?;
+        }
+        Ok(())
+    }
 }
 
 impl JobStatus {
@@ -108,6 +129,7 @@ impl JobStatus {
             starts: 0,
             restarts: 0,
             last_exit: None,
+            cool_down_until: None,
         }
     }
 }
