@@ -290,12 +290,8 @@ mod tests {
         assert_eq!(w.debounce, DEFAULT_DEBOUNCE);
         assert_eq!(w.command_timeout, DEFAULT_COMMAND_TIMEOUT);
         assert_eq!(w.target, SignalTarget::ProcessGroup);
-        assert_eq!(
-            specs[1].action(),
-            crate::watch::Action::Restart {
-                stop_signal: libc::SIGTERM
-            }
-        );
+        assert!(specs[1].restart);
+        assert_eq!(specs[1].signal, libc::SIGTERM);
     }
 
     #[test]

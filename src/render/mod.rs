@@ -88,7 +88,7 @@ fn write_options(spec: &FileSpec) -> WriteOptions {
 
 /// What rendering decided for one spec.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum FileAction {
     /// Write this content.
     Write(String),
     /// The target exists and `overwrite = false`: leave it alone.
@@ -99,7 +99,7 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub spec: FileSpec,
-    pub action: Action,
+    pub action: FileAction,
 }
 
 /// Why one `file` block could not be rendered.
@@ -165,7 +165,7 @@ pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
         if exists {
             return Ok(Rendered {
                 spec: spec.clone(),
-                action: Action::Keep,
+                action: FileAction::Keep,
             });
         }
     }
@@ -182,7 +182,7 @@ pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
     })?;
     Ok(Rendered {
         spec: spec.clone(),
-        action: Action::Write(out),
+        action: FileAction::Write(out),
     })
 }
 
@@ -261,8 +261,8 @@ pub fn write_all(rendered: &[Rendered]) -> Result<Vec<WriteOutcome>, WriteError>
     let mut outcomes = Vec::with_capacity(rendered.len());
     for r in rendered {
         let outcome = match &r.action {
-            Action::Keep => WriteOutcome::Kept,
-            Action::Write(content) => {
+            FileAction::Keep => WriteOutcome::Kept,
+            FileAction::Write(content) => {
                 write_atomic(&r.spec.target, content.as_bytes(), &write_options(&r.spec))?
             }
         };

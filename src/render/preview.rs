@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::{Action, Rendered};
+use super::{FileAction, Rendered};
 
 /// Prints every file that would be written, each under a `==> TARGET <==` header (as `head` does for
 /// several files).
@@ -12,13 +12,13 @@ pub fn dry_run(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<()> {
     for r in rendered {
         let target = r.spec.target.display();
         match &r.action {
-            Action::Keep => {
+            FileAction::Keep => {
                 writeln!(
                     out,
                     "==> {target} <== exists and overwrite = false: left alone"
                 )?;
             }
-            Action::Write(content) => {
+            FileAction::Write(content) => {
                 match r.spec.mode {
                     Some(mode) => writeln!(out, "==> {target} <== (mode {mode:04o})")?,
                     None => writeln!(out, "==> {target} <==")?,
@@ -39,7 +39,7 @@ pub fn diff(rendered: &[Rendered], out: &mut dyn Write) -> io::Result<bool> {
     let mut changes = false;
     for r in rendered {
         let target = r.spec.target.display().to_string();
-        let Action::Write(new) = &r.action else {
+        let FileAction::Write(new) = &r.action else {
             writeln!(out, "# {target}: exists and overwrite = false: left alone")?;
             continue;
         };

@@ -111,7 +111,7 @@ fn overwrite_false_leaves_an_existing_target_alone_and_does_not_render() {
     let mut spec = content_spec(&target, "{{ Env.ONLY_ON_FIRST_BOOT }}");
     spec.overwrite = false;
     let rendered = render_all(std::slice::from_ref(&spec), &env()).expect("skipped, not rendered");
-    assert_eq!(rendered[0].action, Action::Keep);
+    assert_eq!(rendered[0].action, FileAction::Keep);
     assert_eq!(write_all(&rendered).expect("write"), [WriteOutcome::Kept]);
     assert_eq!(read(&target), "first boot secret");
 }
