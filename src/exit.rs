@@ -26,6 +26,35 @@ pub const CANNOT_EXECUTE: i32 = 126;
 /// A command was not found.
 pub const NOT_FOUND: i32 = 127;
 
+/// Why a phase of gantry stopped it before (or instead of) running jobs. Phases return this; the
+/// exit code each one means is decided here, in [`PhaseError::code`], and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseError {
+    /// The configuration is invalid.
+    Config,
+    /// A template could not be rendered or a file could not be written.
+    Render,
+    /// A boot job failed or timed out, and may not fail.
+    BootFailed,
+    /// A probe was not ready before the wait deadline.
+    ProbeTimeout,
+    /// SIGTERM or SIGINT (this signal) arrived before the jobs started.
+    Signal(i32),
+}
+
+impl PhaseError {
+    /// gantry's exit code for it.
+    pub fn code(self) -> i32 {
+        match self {
+            PhaseError::Config => CONFIG,
+            PhaseError::Render => RENDER_FAILED,
+            PhaseError::BootFailed => BOOT_FAILED,
+            PhaseError::ProbeTimeout => PROBE_TIMEOUT,
+            PhaseError::Signal(sig) => 128 + sig,
+        }
+    }
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {

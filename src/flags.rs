@@ -213,8 +213,8 @@ pub fn run(args: &InitArgs, words: &[String]) -> i32 {
     crate::runtime::run(
         Options::supervising(group, foreground),
         move |ctx, mut stops| async move {
-            if let Err(code) = crate::probe_phase::wait_for(deps, wait_timeout, &mut stops).await {
-                return code;
+            if let Err(e) = crate::probe_phase::wait_for(deps, wait_timeout, &mut stops).await {
+                return e.code();
             }
             let defs = jobs.iter().map(JobDef::job).collect();
             let mut supervisor = Supervisor::over(&ctx, defs, stops);

@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::model::CommandSpec;
 use crate::config::probe::ProbeBlock;
-use crate::exit;
+use crate::exit::PhaseError;
 use crate::reaper::Reaper;
 
 /// Runs exec-probe commands as children registered with the reaper.
@@ -65,13 +65,13 @@ pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProb
     build(p, &launcher)
 }
 
-/// Waits for the `wait = true` probes. `Err(code)` if gantry must exit instead of starting jobs.
+/// Waits for the `wait = true` probes. `Err` if gantry must exit instead of starting jobs.
 pub async fn wait_for_probes(
     probes: &[ProbeBlock],
     reaper: &Arc<Reaper>,
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
-) -> Result<(), i32> {
+) -> Result<(), PhaseError> {
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
     let mut deps = Vec::new();
     for p in probes.iter().filter(|p| p.wait) {
@@ -80,7 +80,7 @@ pub async fn wait_for_probes(
             // Checked when the config was loaded; an environment variable may have gone since.
             Err(e) => {
                 tracing::error!("{}: {e}", p.pos);
-                return Err(exit::CONFIG);
+                return Err(PhaseError::Config);
             }
         }
     }
@@ -108,12 +108,12 @@ pub fn dependencies_from_urls(
 }
 
 /// Waits until every dependency is ready, with signals from the supervisor's signal loop.
-/// `Err(code)`: 75 when `deadline` passed, 128+N when SIGTERM/SIGINT arrived.
+/// `Err`: the deadline passed, or SIGTERM/SIGINT arrived.
 pub async fn wait_for(
     deps: Vec<Dependency>,
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
-) -> Result<(), i32> {
+) -> Result<(), PhaseError> {
     if deps.is_empty() {
         return Ok(());
     }
@@ -144,14 +144,14 @@ pub async fn wait_for(
         }
         Err(e @ WaitError::Deadline { .. }) => {
             tracing::error!("probe: {e}; nothing was started");
-            Err(exit::PROBE_TIMEOUT)
+            Err(PhaseError::ProbeTimeout)
         }
         Err(WaitError::Cancelled { .. }) => {
             tracing::info!(
                 "probe: stopped by {} while waiting; nothing was started",
                 crate::signals::Name(stopped_by)
             );
-            Err(128 + stopped_by)
+            Err(PhaseError::Signal(stopped_by))
         }
     }
 }

@@ -147,7 +147,7 @@ mod tests {
         let args = parse(&["/bin/sh", "-c", "exit 0"]);
         assert_eq!(run(&args, &specs), exit::RENDER_FAILED);
         assert!(!ok.exists());
-        assert_eq!(render::render_phase(&specs), Err(exit::RENDER_FAILED));
+        assert_eq!(render::render_phase(&specs), Err(exit::PhaseError::Render));
         assert!(!ok.exists());
     }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::config::{self, Plan};
-use crate::exit;
+use crate::exit::{self, PhaseError};
 use crate::runtime::Options;
 use crate::supervisor::{self, Cause, JobDef, Kind, RunOptions, Supervisor};
 
@@ -36,13 +36,13 @@ pub struct CheckArgs {
     pub config_dir: PathBuf,
 }
 
-/// Loads and validates; prints every error and returns `Err(exit code)` on failure.
-pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
+/// Loads and validates; prints every error on failure.
+pub fn load(dir: &std::path::Path) -> Result<Plan, PhaseError> {
     let plan = match config::load(dir) {
         Ok(plan) => plan,
         Err(errors) => {
             exit::print_stderr(&format!("gantry: {errors}"));
-            return Err(exit::CONFIG);
+            return Err(PhaseError::Config);
         }
     };
     if !plan.pending.is_empty() {
@@ -55,7 +55,7 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
             ));
         }
         exit::print_stderr(&text);
-        return Err(exit::CONFIG);
+        return Err(PhaseError::Config);
     }
     Ok(plan)
 }
@@ -64,8 +64,8 @@ pub fn load(dir: &std::path::Path) -> Result<Plan, i32> {
 pub fn check(args: &CheckArgs) -> i32 {
     match load(&args.config_dir) {
         Ok(plan) => {
-            if let Err(code) = crate::render::check_templates(&plan.files) {
-                return code;
+            if let Err(e) = crate::render::check_templates(&plan.files) {
+                return e.code();
             }
             let text = format!(
                 "configuration in {} is valid\n{}",
@@ -74,7 +74,7 @@ pub fn check(args: &CheckArgs) -> i32 {
             );
             exit::print_stdout(&text, 0)
         }
-        Err(code) => code,
+        Err(e) => e.code(),
     }
 }
 
@@ -82,11 +82,11 @@ pub fn check(args: &CheckArgs) -> i32 {
 pub fn up(args: &UpArgs) -> i32 {
     let plan = match load(&args.config_dir) {
         Ok(plan) => plan,
-        Err(code) => return code,
+        Err(e) => return e.code(),
     };
     // Phase 1, render: before the runtime starts, so a failed render stops gantry before any boot job.
-    if let Err(code) = crate::render::render_phase(&plan.files) {
-        return code;
+    if let Err(e) = crate::render::render_phase(&plan.files) {
+        return e.code();
     }
     let keep_running = args.keep_running;
     let wait_timeout = args.wait_timeout;
@@ -130,21 +130,21 @@ pub fn up(args: &UpArgs) -> i32 {
                         tracing::error!(
                             "boot job {name:?} failed ({status}); not starting any job"
                         );
-                        Some(exit::BOOT_FAILED)
+                        Some(PhaseError::BootFailed)
                     }
-                    (Cause::Signal(sig), None) => Some(128 + sig),
+                    (Cause::Signal(sig), None) => Some(PhaseError::Signal(*sig)),
                     _ => None,
                 };
-                if let Some(code) = code {
+                if let Some(e) = code {
                     let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
                     supervisor::reap_descendants(&ctx.reaper, deadline).await;
-                    return code;
+                    return e.code();
                 }
             }
 
             // Phase 3, probe: wait until every `wait = true` probe is ready.
             crate::api::set_phase(&api, crate::api::Phase::Probe);
-            if let Err(code) = crate::probe_phase::wait_for_probes(
+            if let Err(e) = crate::probe_phase::wait_for_probes(
                 &plan.probes,
                 &ctx.reaper,
                 wait_timeout,
@@ -153,7 +153,7 @@ pub fn up(args: &UpArgs) -> i32 {
             .await
             {
                 supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
-                return code;
+                return e.code();
             }
 
             // Phase 4, run. Listeners first, so that an early client waits instead of being refused.

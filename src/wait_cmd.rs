@@ -58,7 +58,7 @@ pub fn run(args: &WaitArgs) -> i32 {
     let outcome = crate::runtime::run(Options::without_jobs(), move |_ctx, mut stops| async move {
         match crate::probe_phase::wait_for(deps, timeout, &mut stops).await {
             Ok(()) => 0,
-            Err(code) => code,
+            Err(e) => e.code(),
         }
     });
     if outcome != 0 {

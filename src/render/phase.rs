@@ -3,29 +3,28 @@
 //! person; the caller gets the exit code.
 
 use super::FileSpec;
-use crate::exit;
+use crate::exit::PhaseError;
 
-/// The render phase of `gantry up`: render everything, then write; on failure print every error and
-/// return the exit code gantry should stop with.
-pub fn render_phase(specs: &[FileSpec]) -> Result<(), i32> {
+/// The render phase of `gantry up`: render everything, then write; on failure print every error.
+pub fn render_phase(specs: &[FileSpec]) -> Result<(), PhaseError> {
     if specs.is_empty() {
         return Ok(());
     }
     tracing::info!("render: {} file(s)", specs.len());
     let rendered = super::render_all(specs, &super::process_env()).map_err(|failed| {
         report_render_errors(&failed);
-        exit::RENDER_FAILED
+        PhaseError::Render
     })?;
     super::write_all(&rendered).map_err(|e| {
         eprintln!("gantry: {e}");
-        exit::RENDER_FAILED
+        PhaseError::Render
     })?;
     Ok(())
 }
 
 /// For `gantry check`: every template can be read and parses (nothing is rendered or written, since
 /// the environment at check time is not the one at run time).
-pub fn check_templates(specs: &[FileSpec]) -> Result<(), i32> {
+pub fn check_templates(specs: &[FileSpec]) -> Result<(), PhaseError> {
     super::check_all(specs).map_err(|failed| {
         let n = failed.0.len();
         eprintln!(
@@ -35,7 +34,7 @@ pub fn check_templates(specs: &[FileSpec]) -> Result<(), i32> {
         for e in &failed.0 {
             eprintln!("  {e}");
         }
-        exit::RENDER_FAILED
+        PhaseError::Render
     })
 }
 
