@@ -51,9 +51,12 @@ const NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// The first real-time signal as the C library sees it (glibc reserves the lowest two for itself).
+/// The first real-time signal as names count it: 34, glibc's `SIGRTMIN` (the kernel's 32 and 33 are
+/// reserved by glibc), which is what systemd (`SIGRTMIN+3` = 37), shells and `kill -l` mean. It is a
+/// constant rather than the C library's value because musl reserves one more (its `SIGRTMIN` is
+/// 35): the static musl build must read `SIGRTMIN+3` as the same signal as the glibc build does.
 pub fn rtmin() -> i32 {
-    libc::SIGRTMIN()
+    34
 }
 
 /// The last real-time signal.
@@ -134,6 +137,8 @@ mod tests {
         assert_eq!(parse(" TERM "), Ok(libc::SIGTERM));
         assert_eq!(parse("RTMIN"), Ok(rtmin()));
         assert_eq!(parse("SIGRTMIN+3"), Ok(rtmin() + 3));
+        // systemd's stop signal is the same number in the glibc and the static musl build.
+        assert_eq!(parse("SIGRTMIN+3"), Ok(37));
         assert_eq!(parse("rtmax-1"), Ok(rtmax() - 1));
     }
 
