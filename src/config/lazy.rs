@@ -16,7 +16,7 @@
 //! `proxyProtocol = "v1" | "v2"` (a PROXY protocol header on each forwarded connection), and
 //! `activation = "socket"` with an optional `name`: no forwarding, the listening socket itself is
 //! passed to the job (systemd's socket activation; read into a [`SocketSpec`]). Every
-//! duration is resolved here; the runtime (`crate::lazy`) never sees HCL. This module owns reading
+//! duration is resolved here; the runtime (the top-level `lazy` module) never sees HCL. This module owns reading
 //! and the checks that span jobs (one listener per address); it opens no socket.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The `watch "PATH" { ... }` block (inside a `job`): its plain data ([`WatchSpec`]) and its reader.
 //!
-//! The watch feature (`crate::watch`) detects changes and runs the reload sequence over this data;
+//! The watch feature (the top-level `watch` module) detects changes and runs the reload sequence over this data;
 //! this module knows nothing of either.
 //!
 //! Owns the block's attribute names and their validation, with mittnite's spelling (`signal`, `restart`,
