@@ -3,6 +3,7 @@
 //! and lossless log following — all against the real binary over real sockets.
 
 mod api_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -380,12 +381,7 @@ fn a_following_websocket_client_gets_all_200000_lines_in_order_and_so_does_stdou
         );
     }
     // gantry's RSS stays bounded by the ring, whatever is written through it.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", up.pid())).expect("status");
-    let hwm_kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .expect("VmHWM");
+    let hwm_kib = support::status_kib(up.pid(), "VmHWM").expect("VmHWM");
     assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB");
     up.stop();
     let out = String::from_utf8(up.stdout_bytes()).expect("utf-8");

@@ -4,18 +4,9 @@
 mod support;
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// gantry's resident memory high-water mark in KiB, from /proc.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    read(Path::new(&format!("/proc/{pid}/status")))
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 #[test]
 fn a_stdout_nobody_reads_does_not_stop_signals_or_shutdown() {
@@ -104,7 +95,7 @@ job "one-line" {{
         let n = stdout.read(&mut buf).expect("read");
         assert!(n > 0, "gantry's stdout ended after {seen} bytes");
         seen += buf[..n].iter().filter(|&&b| b == b'a').count() as u64;
-        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        peak = peak.max(status_kib(pid, "VmHWM").unwrap_or(0));
         if begin.elapsed() > GUARD {
             let _ = child.kill();
             panic!("only {seen} of {total} bytes arrived");

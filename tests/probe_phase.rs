@@ -297,19 +297,6 @@ fn an_exec_probes_env_argument_never_appears_in_gantrys_output() {
     );
 }
 
-/// The resident set of a process, from `/proc/PID/status`; `None` once it has exited.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// An HTTP server on loopback whose every answer is `200 OK` with a chunked body that never ends
 /// (64 KiB chunks of `x`, for as long as the client reads).
 fn endless_body_server() -> u16 {
@@ -358,7 +345,7 @@ fn body_contains_on_an_endless_body_keeps_gantrys_memory_bounded() {
     // Sample while it polls; stop it at once if it passes the bound, before it takes the machine.
     let sampler = std::thread::spawn(move || {
         let mut peak = 0;
-        while let Some(kib) = rss_kib(pid) {
+        while let Some(kib) = status_kib(pid, "VmRSS") {
             peak = peak.max(kib);
             if kib > BOUND_KIB {
                 let _ = std::process::Command::new("kill")

@@ -632,14 +632,6 @@ fn check_rejects_nul_bytes_and_wrong_types_with_file_line_and_attribute() {
     }
 }
 
-/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), if the process is still there.
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    read(Path::new(&format!("/proc/{pid}/status")))
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 #[test]
 fn a_validate_command_printing_hundreds_of_mb_keeps_gantrys_memory_bounded() {
     // Measured once when written (debug build, /proc/PID/status): VmHWM 17.5 MiB with the bounded
