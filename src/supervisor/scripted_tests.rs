@@ -163,6 +163,27 @@ async fn the_backoff_doubles_from_one_second_to_the_cap() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn restart_delays_from_the_job_block_reach_the_actor() {
+    let plan = crate::config::load_text(
+        std::path::Path::new("t.hcl"),
+        "job \"j\" {\n command = \"x\"\n maxAttempts = -1\n restartDelay = \"10ms\"\n maxRestartDelay = \"40ms\"\n}\n",
+    )
+    .expect("plan");
+    let launcher = Scripted::new(Script::ExitWith(1), &[]);
+    let (handle, _events) = actor(&launcher, JobDef::job(&plan.jobs[0]));
+    handle.send(Request::Start);
+    while launcher.launches().len() < 5 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let times: Vec<Instant> = launcher.launches().iter().map(|l| l.1).collect();
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(gaps, vec![10, 20, 40, 40]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_attempts_ends_in_failed_with_the_last_status() {
     let launcher = Scripted::new(Script::ExitWith(3), &[]);
     let (handle, _events) = actor(&launcher, def("crash", Attempts::Limited(3), secs(10)));
@@ -184,7 +205,7 @@ async fn a_start_during_backoff_starts_one_process_now() {
     // The next start is due in 1 s; twenty starts at once, from now on processes keep running.
     launcher.set_script(Script::RunUntilSignalled);
     let before = Instant::now();
-    let replies = futures_join_all((0..20).map(|_| handle.request(Request::Start)).collect()).await;
+    let replies = all_at_once(&handle, Request::Start, 20).await;
     assert!(replies.iter().all(|r| r.is_ok()), "{replies:?}");
     settle().await;
     assert_eq!(
@@ -274,7 +295,7 @@ async fn a_storm_of_restarts_is_one_restart() {
         signal: None,
         only_if_running: false,
     };
-    let replies = futures_join_all((0..50).map(|_| handle.request(restart)).collect()).await;
+    let replies = all_at_once(&handle, restart, 50).await;
     assert!(replies.iter().all(|r| r.is_ok()), "{replies:?}");
     until(&handle, |s| {
         matches!(s, JobState::Running { pid: 1001, .. })
@@ -437,31 +458,14 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// Polls every future to completion, concurrently (the crate has no `futures` dependency).
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
+/// Sends `request` `n` times from `n` tasks at once and collects the answers.
+async fn all_at_once(handle: &JobHandle, request: Request, n: usize) -> Vec<Reply> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let handle = handle.clone();
+        set.spawn(async move { handle.request(request).await });
     }
-    let mut out = Vec::with_capacity(set.len());
-    // Each request is answered by the actor independently; awaiting them in turn still has them
-    // all queued at once, because `request` sends before its first await point returns.
-    let mut started = Vec::new();
-    for mut f in set {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        match f.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => started.push(Ok(v)),
-            std::task::Poll::Pending => started.push(Err(f)),
-        }
-    }
-    for f in started {
-        match f {
-            Ok(v) => out.push(v),
-            Err(f) => out.push(f.await),
-        }
-    }
-    out
+    set.join_all().await
 }
 
 // Lazy (on-demand) jobs: started by their listeners, idle between runs.
