@@ -10,6 +10,10 @@
 //!   functions gantry runs at start-up and when it forwards a signal together at the front of the
 //!   text. The kernel maps executable pages in 64 KiB windows around each page touched, so code that
 //!   is spread out costs its whole window in resident memory and a page fault per window.
+//!
+//! It also records the git commit the build comes from, for `gantry version`
+//! (`GANTRY_GIT_COMMIT`): the environment variable of that name when set (an image build, whose
+//! context has no `.git`), else `git rev-parse`, else a note that there was none.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +34,48 @@ fn rust_lld_dir() -> Option<PathBuf> {
     dir.join("ld.lld").is_file().then_some(dir)
 }
 
+/// `git ARGS` in the crate's directory, its trimmed stdout if it succeeded.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+}
+
+/// Sets `GANTRY_GIT_COMMIT` for the crate, and asks to run again when HEAD moves.
+fn git_commit() {
+    println!("cargo:rerun-if-env-changed=GANTRY_GIT_COMMIT");
+    let given = std::env::var("GANTRY_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    let commit = given.or_else(|| {
+        let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
+        // HEAD names the branch; the branch's ref (or packed-refs) names the commit.
+        for path in [
+            git(&["rev-parse", "--git-path", "HEAD"]),
+            git(&["rev-parse", "--git-path", "packed-refs"]),
+            git(&["symbolic-ref", "-q", "HEAD"])
+                .and_then(|r| git(&["rev-parse", "--git-path", &r])),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        Some(commit)
+    });
+    let commit = commit.unwrap_or_else(|| "unknown (built outside a git checkout)".to_string());
+    println!("cargo:rustc-env=GANTRY_GIT_COMMIT={commit}");
+}
+
 fn main() {
+    git_commit();
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if os == "linux" && env == "gnu" {

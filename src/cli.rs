@@ -91,8 +91,15 @@ pub enum Command {
     Renderfiles(RenderfilesArgs),
     /// Wait until every dependency (given as URLs) is ready, then exec CMD, or exit 0.
     Wait(WaitArgs),
-    /// Print the version.
+    /// Print the version, the git commit and the probe drivers compiled in.
     Version,
+    /// Print a shell completion script: `gantry completions bash > /etc/bash_completion.d/gantry`.
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::about::Shell,
+    },
+    /// Print the man page, gantry(1), in roff: `gantry man > /usr/share/man/man1/gantry.1`.
+    Man,
     /// Reload a process in a shared PID namespace when its configuration changes.
     Sidecar(crate::sidecar::SidecarArgs),
     /// Control a running `gantry up --api` (mittnitectl's commands; `gantry ctl --help`).

@@ -12,6 +12,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `cli` | the command line and logging set-up |
+//! | `about` | `gantry version` (commit, probe drivers), shell completions and the man page |
 //! | `config` | loading `*.hcl` into a validated plan of plain data, with positions for every error; every block's reader |
 //! | `exit` | exit statuses and gantry's exit codes, the one `exec`, printing a mode's result |
 //! | `sys` | the system calls; the only `unsafe` code |
@@ -35,6 +36,7 @@
 //! | `sidecar` | `gantry sidecar`: signal a process found by name when its config changes |
 //! | `ctl` | `gantry ctl`: the API's command-line client (mittnitectl's commands) |
 
+pub mod about;
 pub mod api;
 pub mod cli;
 pub mod config;

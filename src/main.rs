@@ -34,9 +34,9 @@ fn main() -> ExitCode {
             cli::init_logging(cli.log_format, tracing::Level::WARN);
             gantry::ctl::main(args)
         }
-        Some(Command::Version) => {
-            gantry::exit::print_stdout(&format!("gantry {}\n", env!("CARGO_PKG_VERSION")), 0)
-        }
+        Some(Command::Version) => gantry::exit::print_stdout(&gantry::about::version_text(), 0),
+        Some(Command::Completions { shell }) => gantry::about::print_completions(*shell),
+        Some(Command::Man) => gantry::about::print_man_page(),
         None => {
             // Quiet by default, like tini: an init should not add to the container's log.
             cli::init_logging(cli.log_format, tracing::Level::WARN);
