@@ -137,7 +137,10 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(if on { "probe drivers:" } else { "left out:" }))
                 .unwrap_or_default();
-            assert!(line.split_whitespace().any(|w| w == name), "{name} in {text}");
+            assert!(
+                line.split_whitespace().any(|w| w == name),
+                "{name} in {text}"
+            );
         }
     }
 }

@@ -79,7 +79,7 @@ pub async fn wait_for_probes(
             Ok(probe) => deps.push(Dependency::new(p.name.clone(), probe)),
             // Checked when the config was loaded; an environment variable may have gone since.
             Err(e) => {
-                tracing::error!("{}: {e}", p.pos);
+                tracing::error!(phase = "probe", probe = %p.name, "{}: {e}", p.pos);
                 return Err(PhaseError::Config);
             }
         }
@@ -136,19 +136,21 @@ pub async fn wait_for(
     match outcome {
         Ok(summary) => {
             tracing::info!(
-                "probe: all {} ready after {}",
+                phase = "probe",
+                "all {} ready after {}",
                 summary.ready.len(),
                 gantry_probes::fmt_duration(summary.elapsed)
             );
             Ok(())
         }
         Err(e @ WaitError::Deadline { .. }) => {
-            tracing::error!("probe: {e}; nothing was started");
+            tracing::error!(phase = "probe", "{e}; nothing was started");
             Err(PhaseError::ProbeTimeout)
         }
         Err(WaitError::Cancelled { .. }) => {
             tracing::info!(
-                "probe: stopped by {} while waiting; nothing was started",
+                phase = "probe",
+                "stopped by {} while waiting; nothing was started",
                 crate::signals::Name(stopped_by)
             );
             Err(PhaseError::Signal(stopped_by))

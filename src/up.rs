@@ -121,14 +121,17 @@ pub fn up(args: &UpArgs) -> i32 {
 
             // Phase 2, boot: every boot job to completion, in parallel.
             if !plan.boot.is_empty() {
-                tracing::info!("boot: running {} boot job(s)", plan.boot.len());
+                tracing::info!(phase = "boot", "running {} boot job(s)", plan.boot.len());
                 let report = supervisor
                     .run_phase(Kind::Boot, RunOptions::default())
                     .await;
                 let code = match (&report.cause, &report.failure) {
                     (_, Some((name, status))) => {
                         tracing::error!(
-                            "boot job {name:?} failed ({status}); not starting any job"
+                            phase = "boot",
+                            kind = "boot",
+                            job = %name,
+                            "boot job failed ({status}); not starting any job"
                         );
                         Some(PhaseError::BootFailed)
                     }

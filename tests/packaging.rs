@@ -88,9 +88,20 @@ fn the_image_builds_with_the_ci_script_and_holds_only_the_static_binary() {
 
     let last = stages.last().expect("final stage");
     let from = last.instructions[0].as_from().expect("FROM");
-    assert_eq!(from.image.content, "scratch", "the final stage is FROM scratch");
-    let copies: Vec<_> = last.instructions.iter().filter_map(|i| i.as_copy()).collect();
-    assert_eq!(copies.len(), 1, "the final stage copies one thing: {copies:?}");
+    assert_eq!(
+        from.image.content, "scratch",
+        "the final stage is FROM scratch"
+    );
+    let copies: Vec<_> = last
+        .instructions
+        .iter()
+        .filter_map(|i| i.as_copy())
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "the final stage copies one thing: {copies:?}"
+    );
     let copy = copies[0];
     let sources: Vec<&str> = copy.sources.iter().map(|s| s.content.as_str()).collect();
     assert_eq!(sources, [out], "it copies the binary the script wrote");
@@ -128,7 +139,9 @@ fn the_image_builds_with_the_ci_script_and_holds_only_the_static_binary() {
 fn the_build_context_leaves_out_the_target_directory() {
     let ignore = read_root(".dockerignore");
     assert!(
-        ignore.lines().any(|l| l.trim().trim_end_matches('/') == "target"),
+        ignore
+            .lines()
+            .any(|l| l.trim().trim_end_matches('/') == "target"),
         "{ignore}"
     );
 }
@@ -138,7 +151,11 @@ fn the_app_example_uses_gantry_as_its_entrypoint_on_a_config_that_passes_check()
     let file = dockerfile("examples/Dockerfile.app");
     let stages = file.stages();
     let last = stages.iter().last().expect("final stage");
-    let copies: Vec<_> = last.instructions.iter().filter_map(|i| i.as_copy()).collect();
+    let copies: Vec<_> = last
+        .instructions
+        .iter()
+        .filter_map(|i| i.as_copy())
+        .collect();
     let binary = copies
         .iter()
         .find(|c| c.sources.iter().any(|s| s.content == "/gantry"))
@@ -162,7 +179,11 @@ fn the_app_example_uses_gantry_as_its_entrypoint_on_a_config_that_passes_check()
         .and_then(|c| c.sources.first())
         .map(|s| s.content.clone())
         .unwrap_or_else(|| panic!("nothing is copied to {dir}"));
-    let out = run(gantry(&["check", "-c", root().join(&source).to_str().expect("utf-8")]));
+    let out = run(gantry(&[
+        "check",
+        "-c",
+        root().join(&source).to_str().expect("utf-8"),
+    ]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
@@ -182,15 +203,17 @@ fn the_build_script_is_valid_shell() {
 fn yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .collect()
 }
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_sequence()
-        .map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -198,7 +221,9 @@ fn strings(v: &Value) -> Vec<String> {
 fn pod_spec(doc: &Value) -> Option<&Value> {
     match doc["kind"].as_str()? {
         "Pod" => Some(&doc["spec"]),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => Some(&doc["spec"]["template"]["spec"]),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+            Some(&doc["spec"]["template"]["spec"])
+        }
         _ => None,
     }
 }
@@ -307,7 +332,10 @@ impl Manifest {
     fn config_map(&self, name: &str) -> &Value {
         self.docs
             .iter()
-            .find(|d| d["kind"].as_str() == Some("ConfigMap") && d["metadata"]["name"].as_str() == Some(name))
+            .find(|d| {
+                d["kind"].as_str() == Some("ConfigMap")
+                    && d["metadata"]["name"].as_str() == Some(name)
+            })
             .unwrap_or_else(|| panic!("{}: no ConfigMap {name}", self.path.display()))
     }
 
@@ -322,14 +350,16 @@ impl Manifest {
         let files = Dir::new();
         let data = self.config_map(&map)["data"].as_mapping().expect("data");
         assert!(
-            data.keys().any(|k| k.as_str().is_some_and(|k| k.ends_with(".hcl"))),
+            data.keys()
+                .any(|k| k.as_str().is_some_and(|k| k.ends_with(".hcl"))),
             "ConfigMap {map} holds no *.hcl file"
         );
         for (k, v) in data {
             files.write(k.as_str().expect("key"), v.as_str().expect("text"));
         }
         let mut cmd = gantry(&["check", "-c", files.path().to_str().expect("utf-8")]);
-        cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         cmd.envs(container.env());
         if container.spec["workingDir"].as_str() == Some(dir) {
             cmd.current_dir(files.path());
@@ -362,7 +392,11 @@ fn the_init_container_example_waits_with_urls_gantry_accepts_and_renders_a_valid
     args.extend(urls.iter().map(String::as_str));
     let out = run(gantry(&args));
     assert_eq!(out.code, Some(75), "{}", out.stderr);
-    assert!(!out.stderr.contains("placeholder-db_password"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("placeholder-db_password"),
+        "{}",
+        out.stderr
+    );
 
     let render = m.gantry("renderfiles");
     let out = m.check_config_dir(&render);
@@ -393,7 +427,9 @@ fn the_sidecar_example_shares_the_pid_namespace_and_watches_the_apps_config() {
     let sidecar = m.gantry("sidecar");
     assert_eq!(sidecar.pod["shareProcessNamespace"].as_bool(), Some(true));
     let watched = sidecar.flag("--config-dir").expect("--config-dir");
-    let map = sidecar.config_map_at(watched).expect("a ConfigMap at --config-dir");
+    let map = sidecar
+        .config_map_at(watched)
+        .expect("a ConfigMap at --config-dir");
     let name = sidecar.flag("--process-name").expect("--process-name");
     let app = m
         .containers()
@@ -401,7 +437,9 @@ fn the_sidecar_example_shares_the_pid_namespace_and_watches_the_apps_config() {
         .find(|c| c.gantry_args().is_none())
         .expect("the app container");
     assert_eq!(
-        Path::new(&app.command[0]).file_name().and_then(|n| n.to_str()),
+        Path::new(&app.command[0])
+            .file_name()
+            .and_then(|n| n.to_str()),
         Some(name),
         "the sidecar signals the app's process by name"
     );
@@ -410,8 +448,10 @@ fn the_sidecar_example_shares_the_pid_namespace_and_watches_the_apps_config() {
             .as_sequence()
             .expect("app mounts")
             .iter()
-            .any(|v| app.config_map_at(v["mountPath"].as_str().unwrap_or_default())
-                == Some(map.clone())),
+            .any(
+                |v| app.config_map_at(v["mountPath"].as_str().unwrap_or_default())
+                    == Some(map.clone())
+            ),
         "the app reads the ConfigMap the sidecar watches"
     );
     m.config_map(&map);
@@ -421,12 +461,29 @@ fn the_sidecar_example_shares_the_pid_namespace_and_watches_the_apps_config() {
     let mut args: Vec<String> = sidecar.gantry_args().expect("gantry").to_vec();
     let at = args.iter().position(|a| a == "--config-dir").expect("flag") + 1;
     args[at] = dir.path().to_str().expect("utf-8").to_string();
-    let child = spawn(gantry(&args.iter().map(String::as_str).collect::<Vec<_>>()));
-    let pid = child.id();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    kill(pid, 15);
+    let mut child = spawn(gantry(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    // Once it has looked for the process, it handles SIGTERM (exit 0). (If gantry exited instead,
+    // its stderr ends and the loop with it.)
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("not running yet") || line.contains(" found") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("not running yet") || seen.contains(" found"),
+        "{seen}"
+    );
+    kill(child.id(), 15);
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
     let out = finish(child);
-    assert_ne!(out.code, Some(2), "{}", out.stderr);
+    let _ = drain.join();
+    assert_eq!(out.code, Some(0), "{seen}");
 }
 
 #[test]
@@ -437,7 +494,11 @@ fn the_up_example_probes_gantrys_health_endpoints_and_its_config_passes_check() 
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &up.spec[probe]["httpGet"];
         assert_eq!(get["path"].as_str(), Some(path), "{probe}");
-        assert_eq!(get["port"].as_u64(), Some(port), "{probe} on gantry's -p port");
+        assert_eq!(
+            get["port"].as_u64(),
+            Some(port),
+            "{probe} on gantry's -p port"
+        );
     }
     let out = m.check_config_dir(&up);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -472,7 +533,10 @@ const SUBCOMMANDS: &[&str] = &[
 fn stdout_of(args: &[&str]) -> String {
     let out = run(gantry(args));
     assert_eq!(out.code, Some(0), "gantry {args:?}: {}", out.stderr);
-    assert!(!out.stdout.trim().is_empty(), "gantry {args:?} printed nothing");
+    assert!(
+        !out.stdout.trim().is_empty(),
+        "gantry {args:?} printed nothing"
+    );
     out.stdout
 }
 
@@ -484,14 +548,20 @@ fn completions_generate_for_each_shell_and_name_every_subcommand() {
             assert!(script.contains(sub), "{shell}: {sub} missing");
         }
         // `ctl`'s own commands (parsed apart from the rest) are completed too.
-        assert!(script.contains("restart") && script.contains("probes"), "{shell}: ctl's commands");
+        assert!(
+            script.contains("restart") && script.contains("probes"),
+            "{shell}: ctl's commands"
+        );
         assert!(script.contains("--log-format"), "{shell}: global options");
     }
     // bash can check the syntax of what it would source.
     let file = Dir::new();
     file.write("gantry.bash", &stdout_of(&["completions", "bash"]));
     let mut bash = std::process::Command::new("bash");
-    bash.args(["-n", file.path().join("gantry.bash").to_str().expect("utf-8")]);
+    bash.args([
+        "-n",
+        file.path().join("gantry.bash").to_str().expect("utf-8"),
+    ]);
     let out = run(bash);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
@@ -502,13 +572,20 @@ fn completions_generate_for_each_shell_and_name_every_subcommand() {
 #[test]
 fn the_man_page_generates_and_names_every_subcommand() {
     let page = stdout_of(&["man"]);
-    assert!(page.starts_with(".ie") || page.contains(".TH gantry 1"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH gantry 1"),
+        "{page}"
+    );
     assert!(page.contains(".TH gantry 1"));
     for sub in SUBCOMMANDS {
         assert!(page.contains(sub), "{sub} missing from the man page");
     }
     // groff renders it without a warning, where groff is installed.
-    if std::process::Command::new("groff").arg("-v").output().is_ok() {
+    if std::process::Command::new("groff")
+        .arg("-v")
+        .output()
+        .is_ok()
+    {
         let file = Dir::new();
         file.write("gantry.1", &page);
         let mut groff = std::process::Command::new("groff");
@@ -523,7 +600,10 @@ fn the_man_page_generates_and_names_every_subcommand() {
 #[test]
 fn version_prints_the_commit_and_the_probe_drivers() {
     let text = stdout_of(&["version"]);
-    assert!(text.starts_with(&format!("gantry {}\n", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(
+        text.starts_with(&format!("gantry {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
     let commit = text
         .lines()
         .find_map(|l| l.strip_prefix("commit: "))
@@ -540,10 +620,20 @@ fn version_prints_the_commit_and_the_probe_drivers() {
             "{commit}"
         );
         let known = std::process::Command::new("git")
-            .args(["-C", env!("CARGO_MANIFEST_DIR"), "merge-base", "--is-ancestor", commit, "HEAD"])
+            .args([
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "merge-base",
+                "--is-ancestor",
+                commit,
+                "HEAD",
+            ])
             .status()
             .expect("git");
-        assert!(known.success(), "{commit} is not HEAD or one of its ancestors");
+        assert!(
+            known.success(),
+            "{commit} is not HEAD or one of its ancestors"
+        );
     }
     let drivers = text
         .lines()
@@ -553,4 +643,72 @@ fn version_prints_the_commit_and_the_probe_drivers() {
     if std::env::var_os("GANTRY_TEST_BIN").is_none() {
         assert_eq!(drivers, "http mysql postgres redis amqp mongodb smtp");
     }
+}
+
+// ---- slim builds ---------------------------------------------------------------------------------
+
+/// A URL per probe driver that a cargo feature can leave out, with a password where there can be one.
+const DRIVER_URLS: &[(&str, &str)] = &[
+    ("http", "http://127.0.0.1:1/health"),
+    ("mysql", "mysql://app:s3cret-pw@127.0.0.1/app"),
+    ("postgres", "postgres://app:s3cret-pw@127.0.0.1/app"),
+    ("redis", "redis://:s3cret-pw@127.0.0.1/0"),
+    ("amqp", "amqp://app:s3cret-pw@127.0.0.1/%2f"),
+    ("mongodb", "mongodb://app:s3cret-pw@127.0.0.1/app"),
+    ("smtp", "smtp://127.0.0.1"),
+];
+
+/// Runs against a build that leaves drivers out (`GANTRY_TEST_BIN=<slim build> cargo test --test
+/// packaging`); the default build has every driver, and the test checks that `version` says so.
+#[test]
+fn a_probe_kind_left_out_of_the_build_is_refused_where_it_is_written() {
+    let version = stdout_of(&["version"]);
+    let left_out: Vec<&str> = version
+        .lines()
+        .find_map(|l| l.strip_prefix("left out: "))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    if std::env::var_os("GANTRY_TEST_BIN").is_none() {
+        assert!(
+            left_out.is_empty(),
+            "the default build has every driver: {version}"
+        );
+    }
+    for (kind, url) in DRIVER_URLS.iter().filter(|(k, _)| left_out.contains(k)) {
+        let feature = format!("cargo feature \"{kind}\"");
+        let out = run(gantry(&["wait", "--timeout", "1s", url]));
+        assert_eq!(out.code, Some(2), "wait {url}: {}", out.stderr);
+        assert!(out.stderr.contains(&feature), "{}", out.stderr);
+        assert!(!out.stderr.contains("s3cret-pw"), "{}", out.stderr);
+
+        let dir = Dir::new();
+        dir.write(
+            "probes.hcl",
+            &format!("probe \"dep\" {{\n  wait = true\n  url = \"{url}\"\n}}\n"),
+        );
+        let out = run(gantry(&["check", "-c", dir.str()]));
+        assert_eq!(out.code, Some(78), "check {url}: {}", out.stderr);
+        assert!(out.stderr.contains("probes.hcl:1"), "{}", out.stderr);
+        assert!(out.stderr.contains(&feature), "{}", out.stderr);
+        assert!(!out.stderr.contains("s3cret-pw"), "{}", out.stderr);
+    }
+}
+
+/// Against the static build (`.ci/run` sets `GANTRY_TEST_BIN` to it): no dynamic dependency at all.
+#[test]
+fn the_static_build_is_not_a_dynamic_executable() {
+    let Some(bin) = std::env::var_os("GANTRY_TEST_BIN") else {
+        return;
+    };
+    let version = stdout_of(&["version"]);
+    if !version.contains("libc: musl") {
+        return;
+    }
+    let out = run({
+        let mut c = std::process::Command::new("ldd");
+        c.arg(&bin);
+        c
+    });
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("not a dynamic executable"), "ldd: {said}");
 }

@@ -221,6 +221,28 @@ impl Target {
         }
     }
 
+    /// `Err(SpecError::Disabled)` when the backend's cargo feature is off in this build, so that a
+    /// configuration or URL can be refused when it is read rather than when the probe is built.
+    pub fn check_compiled(&self) -> Result<(), SpecError> {
+        let compiled = match &self.backend {
+            Backend::Tcp(_) | Backend::Filesystem(_) | Backend::Exec(_) => true,
+            Backend::Http(_) => cfg!(feature = "http"),
+            Backend::Mysql(_) => cfg!(feature = "mysql"),
+            Backend::Postgres(_) => cfg!(feature = "postgres"),
+            Backend::Redis(_) => cfg!(feature = "redis"),
+            Backend::Amqp(_) => cfg!(feature = "amqp"),
+            Backend::Mongodb(_) => cfg!(feature = "mongodb"),
+            Backend::Smtp(_) => cfg!(feature = "smtp"),
+        };
+        if compiled {
+            Ok(())
+        } else {
+            Err(SpecError::Disabled {
+                backend: self.kind(),
+            })
+        }
+    }
+
     /// Builds the probe. Fails only when the backend's cargo feature is off in this build.
     pub fn into_probe(self) -> Result<BoxProbe, SpecError> {
         let timeout = self.timeout;

@@ -190,10 +190,10 @@ pub async fn wait_until_ready(
     ));
     if !deps.is_empty() {
         tracing::info!(
+            probes = %deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
             "waiting for {}",
-            lock(&status)
-                .iter()
-                .map(|s| s.label.as_str())
+            deps.iter()
+                .map(|d| d.probe.describe())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -240,7 +240,7 @@ pub async fn wait_until_ready(
                     // A driver panicked inside an attempt. Keep waiting on that dependency: the next
                     // attempt gets a fresh connection.
                     let Some(i) = task_index.remove(&e.id()) else { continue };
-                    tracing::error!("probe {} failed unexpectedly ({e}); retrying", deps[i].name);
+                    tracing::error!(probe = %deps[i].name, "failed unexpectedly ({e}); retrying");
                     let h = tasks.spawn(poll(
                         i,
                         deps[i].clone(),
@@ -254,15 +254,17 @@ pub async fn wait_until_ready(
             },
             _ = report.tick() => {
                 let now = start.elapsed();
-                for s in lock(&status).iter().filter(|s| s.ready_after.is_none()) {
+                for (s, dep) in lock(&status).iter().zip(deps.iter()).filter(|(s, _)| s.ready_after.is_none()) {
                     match &s.last_error {
                         Some(e) => tracing::info!(
+                            probe = %dep.name,
                             "still waiting for {}: {e} (attempt {}, {})",
-                            s.label, s.attempts, fmt_duration(now)
+                            dep.probe.describe(), s.attempts, fmt_duration(now)
                         ),
                         None => tracing::info!(
+                            probe = %dep.name,
                             "still waiting for {}: first attempt running ({})",
-                            s.label, fmt_duration(now)
+                            dep.probe.describe(), fmt_duration(now)
                         ),
                     }
                 }
@@ -320,8 +322,9 @@ async fn poll(
                     let after = start.elapsed();
                     s.ready_after = Some(after);
                     tracing::info!(
+                        probe = %dep.name,
                         "{} is ready after {} (attempt {})",
-                        s.label,
+                        dep.probe.describe(),
                         fmt_duration(after),
                         s.attempts
                     );
@@ -329,7 +332,7 @@ async fn poll(
                 }
                 Err(e) => {
                     if s.last_error.as_ref() != Some(&e) {
-                        tracing::debug!("{} not ready: {e}", s.label);
+                        tracing::debug!(probe = %dep.name, "{} not ready: {e}", dep.probe.describe());
                     }
                     let refused = e.is_refused();
                     s.last_error = Some(e);

@@ -110,7 +110,11 @@ pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock
         }
     };
     // Resolved once, now, so that a bad value is reported with its place, by `gantry check` too.
-    let target = match spec.resolve(&name) {
+    // A backend left out of this build (a slim build's cargo features) is refused here too.
+    let target = match spec
+        .resolve(&name)
+        .and_then(|t| t.check_compiled().map(|()| t))
+    {
         Ok(target) => target,
         Err(e) => {
             errors.push(ConfigError::at(block.pos.clone(), e.to_string()));

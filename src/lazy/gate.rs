@@ -308,8 +308,9 @@ impl Keeper {
                     if let Some(asked) = self.cold_start_at.take() {
                         self.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
-                            "job {:?}: cold start answered after {} ms",
-                            self.job,
+                            job = %self.job,
+                            pid,
+                            "cold start answered after {} ms",
                             asked.elapsed().as_millis()
                         );
                     }
@@ -327,9 +328,10 @@ impl Keeper {
                     .failed_spin_ups
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
-                    "job {:?} (pid {pid}) did not answer at {listener} within spinUpTimeout {:?}; \
-                     closing the held connections and counting a failed start",
-                    self.job,
+                    job = %self.job,
+                    pid,
+                    "did not answer at {listener} within spinUpTimeout {:?}; closing the held \
+                     connections and counting a failed start",
                     self.lazy.spin_up_timeout
                 );
                 let _ = self.handle.request(&self.job, Request::FailStart).await;
@@ -350,8 +352,8 @@ impl Keeper {
                 if !self.refusal_logged {
                     self.refusal_logged = true;
                     tracing::error!(
-                        "job {:?} has failed ({status}); its listeners refuse connections until it is started again",
-                        self.job
+                        job = %self.job,
+                        "failed ({status}); its listeners refuse connections until it is started again"
                     );
                 }
                 return Err(Refused::Failed);
@@ -367,7 +369,7 @@ impl Keeper {
         match self.handle.start(&self.job).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::debug!("job {:?}: not started for a connection: {e}", self.job);
+                tracing::debug!(job = %self.job, "not started for a connection: {e}");
                 Err(Refused::Closing)
             }
         }
@@ -416,12 +418,12 @@ impl Keeper {
             .cool_down_stops
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(
-            "job {:?}: no connection for {:?} (coolDownTimeout); stopping it",
-            self.job,
+            job = %self.job,
+            "no connection for {:?} (coolDownTimeout); stopping it",
             self.lazy.cool_down_timeout
         );
         if let Err(e) = self.handle.stop(&self.job).await {
-            tracing::debug!("job {:?}: cool-down stop: {e}", self.job);
+            tracing::debug!(job = %self.job, "cool-down stop: {e}");
         }
     }
 }

@@ -167,8 +167,8 @@ pub fn serve(opened: Opened, handle: &Handle) -> Result<Vec<Gate>, String> {
             None => bound.spec.address.to_string(),
         };
         tracing::info!(
-            "job {:?}: listening on {what}, forwarding to {}{}",
-            bound.job,
+            job = %bound.job,
+            "listening on {what}, forwarding to {}{}",
             bound.spec.forward,
             if gate.is_some() { " (lazy)" } else { "" }
         );
@@ -197,8 +197,8 @@ pub fn serve(opened: Opened, handle: &Handle) -> Result<Vec<Gate>, String> {
         let mut fds = Vec::new();
         for (i, (fd, name, what)) in passed.sockets.into_iter().enumerate() {
             tracing::info!(
-                "job {:?}: listening on {what}, passed to the job as fd {} (socket activation){}",
-                passed.job,
+                job = %passed.job,
+                "listening on {what}, passed to the job as fd {} (socket activation){}",
                 3 + i,
                 if gate.is_some() { " (lazy)" } else { "" }
             );
@@ -356,8 +356,8 @@ async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, 
         let running = tokio::time::timeout_at(hold_until, gate.running()).await;
         let Ok(Some((pid, since))) = running else {
             tracing::warn!(
-                "job {:?}: connection from {peer} closed: the job did not start running",
-                &*gate.job
+                job = %&*gate.job,
+                "connection from {peer} closed: the job did not start running"
             );
             return close(client).await;
         };
@@ -373,8 +373,8 @@ async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, 
             Err(e) => {
                 gate.no_answer(pid, spec.forward.to_string());
                 tracing::debug!(
-                    "job {:?}: connection from {peer} closed: {} did not answer ({e})",
-                    &*gate.job,
+                    job = %&*gate.job,
+                    "connection from {peer} closed: {} did not answer ({e})",
                     spec.forward
                 );
                 return close(client).await;

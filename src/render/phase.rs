@@ -10,7 +10,7 @@ pub fn render_phase(specs: &[FileSpec]) -> Result<(), PhaseError> {
     if specs.is_empty() {
         return Ok(());
     }
-    tracing::info!("render: {} file(s)", specs.len());
+    tracing::info!(phase = "render", "{} file(s)", specs.len());
     let rendered = super::render_all(specs, &super::process_env()).map_err(|failed| {
         report_render_errors(&failed);
         PhaseError::Render

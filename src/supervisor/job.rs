@@ -235,9 +235,9 @@ impl Actor {
             return;
         }
         tracing::debug!(
-            "{} {:?}: {} -> {}",
-            self.def.kind.noun(),
-            self.def.name,
+            kind = %self.def.kind.noun(),
+            job = %self.def.name,
+            "{} -> {}",
             before.name(),
             state.name()
         );
@@ -303,7 +303,7 @@ impl Actor {
                     .launch(&self.def.name, &self.def.command, &self.def.sockets)
                 {
                     Ok(child) => {
-                        tracing::info!("{kind} {name:?} started (pid {})", child.pid);
+                        tracing::info!(kind = %kind, job = %name, pid = child.pid, "started");
                         self.set(JobState::Running {
                             pid: child.pid,
                             since: started,
@@ -314,7 +314,9 @@ impl Actor {
                             Ran::TimedOut(status) => {
                                 self.record_exit(status);
                                 tracing::error!(
-                                    "{kind} {name:?} timed out after {:?} ({status})",
+                                    kind = %kind,
+                                    job = %name,
+                                    "timed out after {:?} ({status})",
                                     self.def.timeout.unwrap_or_default()
                                 );
                                 self.set(JobState::Failed(status));
@@ -322,7 +324,7 @@ impl Actor {
                             }
                             Ran::Stopped(status) => {
                                 self.record_exit(status);
-                                tracing::info!("{kind} {name:?} stopped ({status})");
+                                tracing::info!(kind = %kind, job = %name, "stopped ({status})");
                                 self.set(if self.def.policy.on_demand {
                                     JobState::Idle
                                 } else {
@@ -341,14 +343,20 @@ impl Actor {
                             }
                             Ran::Restarted(status) => {
                                 self.record_exit(status);
-                                tracing::info!("{kind} {name:?} restarting on request ({status})");
+                                tracing::info!(
+                                    kind = %kind,
+                                    job = %name,
+                                    "restarting on request ({status})"
+                                );
                                 continue;
                             }
                         }
                     }
                     Err(e) => {
                         tracing::error!(
-                            "{kind} {name:?}: cannot start {:?}: {e}",
+                            kind = %kind,
+                            job = %name,
+                            "cannot start {:?}: {e}",
                             self.def.command.program
                         );
                         ExitStatus::from_spawn_error(&e)
@@ -360,7 +368,7 @@ impl Actor {
                 .on_exit(&self.def.policy, status, started.elapsed());
             let after = match decision {
                 Decision::Complete => {
-                    tracing::info!("{kind} {name:?} completed");
+                    tracing::info!(kind = %kind, job = %name, "completed");
                     self.set(JobState::Completed(status));
                     answer(reply.take(), Ok(self.state()));
                     return;
@@ -368,10 +376,12 @@ impl Actor {
                 Decision::GiveUp => {
                     if self.def.policy == Policy::run_once() {
                         // Run-once commands (flags mode, boot jobs) report through their caller.
-                        tracing::info!("{kind} {name:?} exited ({status})");
+                        tracing::info!(kind = %kind, job = %name, "exited ({status})");
                     } else {
                         tracing::error!(
-                            "{kind} {name:?} failed ({status}) after {} attempt(s)",
+                            kind = %kind,
+                            job = %name,
+                            "failed ({status}) after {} attempt(s)",
                             self.history.failures
                         );
                     }
@@ -382,10 +392,16 @@ impl Actor {
                 Decision::Restart { after } => after,
             };
             if status.success() {
-                tracing::info!("{kind} {name:?} exited ({status}); restarting in {after:?}");
+                tracing::info!(
+                    kind = %kind,
+                    job = %name,
+                    "exited ({status}); restarting in {after:?}"
+                );
             } else {
                 tracing::warn!(
-                    "{kind} {name:?} exited ({status}); restarting in {after:?} (failure {} of {})",
+                    kind = %kind,
+                    job = %name,
+                    "exited ({status}); restarting in {after:?} (failure {} of {})",
                     self.history.failures,
                     match self.def.policy.max_attempts {
                         Attempts::Forever => "unlimited".to_string(),
@@ -593,10 +609,10 @@ impl Actor {
         }
         if !killed {
             tracing::warn!(
+                kind = %self.def.kind.noun(),
+                job = %self.def.name,
                 pid = child.pid,
-                "{} {:?} did not stop within {:?}; sending SIGKILL",
-                self.def.kind.noun(),
-                self.def.name,
+                "did not stop within {:?}; sending SIGKILL",
                 stop.total()
             );
         }

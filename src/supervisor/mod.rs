@@ -322,7 +322,7 @@ impl Supervisor {
             for spec in watches {
                 let path = spec.path.clone();
                 if let Err(e) = reload::spawn_watch(spec, handle.clone(), reaper.clone()) {
-                    tracing::error!("job {:?}: cannot watch {path:?}: {e}", handle.name);
+                    tracing::error!(job = %handle.name, "cannot watch {path:?}: {e}");
                 }
             }
             index.insert(handle.name.clone(), jobs.len());
@@ -376,7 +376,7 @@ impl Supervisor {
         self.handle.shutting_down.store(true, Ordering::SeqCst);
         let live = self.states.iter().filter(|s| s.is_live()).count();
         if live > 0 {
-            tracing::info!("stopping {live} job(s)");
+            tracing::info!(phase = "shutdown", "stopping {live} job(s)");
         }
         report.cause = cause;
         report.shutdown_at = Some(Instant::now());
@@ -445,7 +445,7 @@ impl Supervisor {
                         }
                         JobState::Failed(status) => {
                             if can_fail {
-                                tracing::warn!("{} {name:?} failed ({status}) but may fail; the rest runs on", kind.noun());
+                                tracing::warn!(kind = %kind.noun(), job = %name, "failed ({status}) but may fail; the rest runs on");
                                 if opts.stop_all_when_one_ends {
                                     self.begin_shutdown(&mut report, Cause::JobEnded(name));
                                 }
