@@ -91,10 +91,10 @@ fn the_mittnite_fixtures_pass_check() {
 
 #[test]
 fn the_existing_tera_example_stays_tera() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = gantry_in(
-        &root,
-        &["renderfiles", "-c", "templates", "--dry-run"],
+        root,
+        &["renderfiles", "-c", "examples/templates", "--dry-run"],
         &[("DATABASE_URL", "postgres://db/app"), ("USER", "alice")],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
