@@ -2,7 +2,7 @@
 //! belong to `render`, which reads this data and nothing of HCL.
 //!
 //! Owns the `file` block's schema: mittnite's `from`, `params` and `overwrite`, and gantry's additions
-//! `content`, `mode`, `user` and `group`. Every mistake goes to the loader's error list with the file,
+//! `content`, `engine`, `mode`, `user` and `group`. Every mistake goes to the loader's error list with the file,
 //! line and column of the attribute; the block itself is never half-accepted.
 //!
 //! ```hcl
@@ -10,6 +10,7 @@
 //!   from      = "templates/nginx.conf.tera"   # or: content = "..."
 //!   params    = { port = 8080, upstreams = ["a:80", "b:80"] }
 //!   overwrite = true                          # false: keep an existing file
+//!   engine    = "tera"                        # gantry: "go" or "tera"; absent: chosen by `render`
 //!   mode      = "0644"                        # gantry: permission bits, octal, as a string
 //!   user      = "www-data"                    # gantry: name or number, applied as root
 //!   group     = "www-data"
@@ -51,6 +52,25 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The template language of a `file` block's template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Go's `text/template` with sprig's functions, as mittnite renders.
+    Go,
+    /// Tera, gantry's native template language.
+    Tera,
+}
+
+impl Engine {
+    /// The name written in `engine = "..."`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Go => "go",
+            Engine::Tera => "tera",
+        }
+    }
+}
+
 /// One `file "TARGET" { ... }` block, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileSpec {
@@ -61,6 +81,9 @@ pub struct FileSpec {
     pub params: serde_json::Value,
     /// `false`: leave an existing target alone (and do not render it). Default `true`.
     pub overwrite: bool,
+    /// `engine = "go" | "tera"`. `None`: `render` chooses from the template's text (see
+    /// `docs/templates.md`).
+    pub engine: Option<Engine>,
     /// Permission bits to set (e.g. `0o640`). `None`: an existing file keeps its mode, a new one gets
     /// `0666` less the umask.
     pub mode: Option<u32>,
@@ -79,6 +102,7 @@ impl FileSpec {
             source,
             params: serde_json::Value::Null,
             overwrite: true,
+            engine: None,
             mode: None,
             user: None,
             group: None,
@@ -159,17 +183,20 @@ pub fn file_from_block(block: &Block, errors: &mut Errors) -> Option<FileSpec> {
 
     let params = r.object("params").map(|v| v.value.to_json());
     let overwrite = r.bool("overwrite").unwrap_or(true);
+    let engine = read_engine(&mut r);
     let mode = read_mode(&mut r);
     let user = r.string("user");
     let group = r.string("group");
     r.finish();
     let mode = mode.ok()?;
+    let engine = engine.ok()?;
 
     Some(FileSpec {
         target: target?,
         source: source?,
         params: params.unwrap_or(serde_json::Value::Null),
         overwrite,
+        engine,
         mode,
         user,
         group,
@@ -178,6 +205,26 @@ pub fn file_from_block(block: &Block, errors: &mut Errors) -> Option<FileSpec> {
             line: block.pos.line,
         },
     })
+}
+
+/// `engine = "go"` or `engine = "tera"`.
+fn read_engine(r: &mut Reader<'_>) -> Result<Option<Engine>, ()> {
+    let Some(pos) = r.value("engine").map(|v| v.pos.clone()) else {
+        return Ok(None);
+    };
+    match r.string("engine").as_deref() {
+        Some("go") => Ok(Some(Engine::Go)),
+        Some("tera") => Ok(Some(Engine::Tera)),
+        Some(other) => {
+            let msg = format!(
+                "expected \"go\" (Go text/template, as mittnite) or \"tera\", found {other:?}"
+            );
+            r.error(pos, "engine", msg);
+            Err(())
+        }
+        // Not a string: the reader has reported it.
+        None => Err(()),
+    }
 }
 
 /// `mode = "0640"`. Numbers are refused: HCL reads `0640` as six hundred and forty, and guessing
@@ -219,6 +266,9 @@ pub fn describe(spec: &FileSpec) -> String {
     let mut extras = Vec::new();
     if !spec.overwrite {
         extras.push("kept if it exists".to_string());
+    }
+    if let Some(engine) = spec.engine {
+        extras.push(format!("engine {}", engine.name()));
     }
     if let Some(m) = spec.mode {
         extras.push(format!("mode {m:04o}"));
@@ -399,6 +449,29 @@ file "/d" {
         );
         assert!(
             !err.contains("file \"/d\": attribute \"from\" is required"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn engine_is_go_or_tera_or_absent() {
+        let specs = read(
+            "file \"/a\" {\n from = \"a\"\n engine = \"go\"\n}\nfile \"/b\" {\n from = \"b\"\n engine = \"tera\"\n}\nfile \"/c\" {\n from = \"c\"\n}\n",
+        )
+        .expect("valid");
+        assert_eq!(specs[0].engine, Some(Engine::Go));
+        assert_eq!(specs[1].engine, Some(Engine::Tera));
+        assert_eq!(specs[2].engine, None);
+        assert_eq!(describe(&specs[0]), "/a from a (engine go)");
+
+        let err = read("file \"/a\" {\n from = \"a\"\n engine = \"jinja\"\n}\nfile \"/b\" {\n from = \"b\"\n engine = [\"go\"]\n}\n")
+            .expect_err("invalid");
+        assert!(
+            err.contains("files.hcl:3:11: file \"/a\": attribute \"engine\": expected \"go\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("files.hcl:7:11: file \"/b\": attribute \"engine\": expected a string"),
             "{err}"
         );
     }

@@ -35,16 +35,16 @@ use rand::Rng as _;
 use serde_json::{Map, Number, Value};
 use sha1::Digest as _;
 
-type Args = HashMap<String, Value>;
-type Res = tera::Result<Value>;
+pub(super) type Args = HashMap<String, Value>;
+pub(super) type Res = tera::Result<Value>;
 
 /// The longest string one filter or function may return, in bytes.
 pub const MAX_VALUE: usize = 1 << 20;
 /// The longest list one filter or function may return (`range`).
 pub const MAX_ITEMS: usize = 100_000;
 
-type FilterFn = fn(&Value, &Args) -> Res;
-type FunctionFn = fn(&Args) -> Res;
+pub(super) type FilterFn = fn(&Value, &Args) -> Res;
+pub(super) type FunctionFn = fn(&Args) -> Res;
 
 /// gantry's filters, by name.
 const FILTERS: &[(&str, FilterFn)] = &[
@@ -110,6 +110,16 @@ pub fn register(tera: &mut tera::Tera, env: &BTreeMap<String, String>) {
     });
 }
 
+/// gantry's filter `name` (the same implementation every engine calls).
+pub(super) fn filter(name: &str) -> Option<FilterFn> {
+    FILTERS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// gantry's function `name` (the same implementation every engine calls).
+pub(super) fn function(name: &str) -> Option<FunctionFn> {
+    FUNCTIONS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
 /// Whether `name` is a filter or function of this module (whose messages never hold values).
 pub fn is_library_name(name: &str) -> bool {
     name == "env"
@@ -118,7 +128,7 @@ pub fn is_library_name(name: &str) -> bool {
 }
 
 /// The result of `name`, refused if it is larger than the limits (see the module docs).
-fn bounded(name: &str, result: Res) -> Res {
+pub(super) fn bounded(name: &str, result: Res) -> Res {
     match &result {
         Ok(Value::String(s)) if s.len() > MAX_VALUE => Err(too_long(name, s.len())),
         Ok(Value::Array(items)) if items.len() > MAX_ITEMS => Err(too_many(name, items.len())),
@@ -275,12 +285,12 @@ pub fn unknown_name_hint(name: &str) -> Option<String> {
     crate::config::node::suggest(name, KNOWN)
 }
 
-fn fail(name: &str, msg: impl Display) -> tera::Error {
+pub(super) fn fail(name: &str, msg: impl Display) -> tera::Error {
     tera::Error::msg(format!("`{name}`: {msg}"))
 }
 
 /// What a value is, in the words a template author uses (never what it holds).
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -295,7 +305,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// Strings as they are; numbers and booleans as they print. Lists, maps and null are refused: turning
 /// them into text silently is how `map[...]` ends up in a config file.
-fn text(name: &str, what: &str, v: &Value) -> tera::Result<String> {
+pub(super) fn text(name: &str, what: &str, v: &Value) -> tera::Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -490,7 +500,7 @@ fn replace(v: &Value, args: &Args) -> Res {
 }
 
 /// How tera prints a value in a template: strings as they are, null as nothing, lists as `[a, b]`.
-fn rendered(v: &Value) -> String {
+pub(super) fn rendered(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -689,7 +699,7 @@ fn date(v: &Value, args: &Args) -> Res {
 }
 
 /// Applies tera's own filter `name` (which a registered filter of the same name hides) to `v`.
-fn tera_builtin_filter(name: &str, v: &Value, args: &Args) -> Res {
+pub(super) fn tera_builtin_filter(name: &str, v: &Value, args: &Args) -> Res {
     let mut context = tera::Context::new();
     context.insert("value", v);
     let mut names: Vec<&String> = args

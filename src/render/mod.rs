@@ -1,6 +1,7 @@
 //! The render phase: `file` blocks turned into files on disk.
 //!
-//! Owns the `file` block's schema ([`file_from_block`]), the [`FileSpec`] it becomes, rendering specs with tera ([`render_all`]), writing
+//! Owns the `file` block's schema ([`file_from_block`]), the [`FileSpec`] it becomes, rendering specs with tera or Go's
+//! `text/template` ([`render_all`]; the engine is the block's `engine`, else [`engine_of`]), writing
 //! the results atomically ([`write_all`]) and showing what would change ([`dry_run`], [`diff`]). It
 //! does not parse HCL (`config` does, and hands each `file` block to [`file_from_block`]) and does not
 //! run anything afterwards (that is `renderfiles` and `up`).
@@ -9,9 +10,11 @@
 //! |---|---|
 //! | `block` | the `file` block's schema |
 //! | `template` | one tera render, its errors with line and column, and keeping values out of them |
+//! | `gotemplate` | one Go `text/template` render (mittnite's language), choosing the engine, its errors with line and column |
+//! | `gofuncs` | the library of `funcs`, called with sprig's names and argument order from Go templates |
 //! | `guard` | the limits that keep tera inside its stack and gantry's memory |
 //! | `scan` | finding a template's tags and tokens without tera |
-//! | `funcs` | the sprig-like library of filters and functions |
+//! | `funcs` | the sprig-like library of filters and functions (one implementation, both engines) |
 //! | `write` | atomic writes with owner and mode set before any content |
 //! | `preview` | `--dry-run` and `--diff` |
 //!
@@ -37,6 +40,8 @@
 //! may read variables that are only set on first boot.
 
 mod funcs;
+mod gofuncs;
+mod gotemplate;
 mod guard;
 mod phase;
 mod preview;
@@ -48,7 +53,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::config::file_block::{describe, parse_mode, FileSpec, Origin, Source};
+pub use crate::config::file_block::{describe, parse_mode, Engine, FileSpec, Origin, Source};
+pub use gotemplate::detect as detect_engine;
 pub use phase::{check_templates, render_phase, report_render_errors};
 pub use preview::{diff, dry_run};
 pub use template::{
@@ -63,6 +69,28 @@ pub fn library_names() -> &'static [&'static str] {
 
 /// The environment a template sees as `Env`.
 pub type Env = BTreeMap<String, String>;
+
+/// The engine that renders `spec`'s template `text`: the block's `engine`, else the one
+/// [`detect_engine`] sees in the text.
+pub fn engine_of(spec: &FileSpec, text: &str) -> Engine {
+    spec.engine.unwrap_or_else(|| gotemplate::detect(text))
+}
+
+/// Renders `text` with the engine `spec` asks for.
+fn render_text(spec: &FileSpec, name: &str, text: &str, env: &Env) -> Result<String, TemplateError> {
+    match engine_of(spec, text) {
+        Engine::Tera => template::render(name, text, env, &spec.params),
+        Engine::Go => gotemplate::render(name, text, env, &spec.params),
+    }
+}
+
+/// Parses `text` with the engine `spec` asks for.
+fn parse_text(spec: &FileSpec, name: &str, text: &str) -> Result<(), TemplateError> {
+    match engine_of(spec, text) {
+        Engine::Tera => template::parse(name, text),
+        Engine::Go => gotemplate::parse(name, text),
+    }
+}
 
 /// gantry's own environment, as `Env`. Variables whose name or value is not UTF-8 are converted
 /// lossily rather than dropped, so a template still sees that they are set.
@@ -173,7 +201,7 @@ pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
         Source::From(path) => (path.display().to_string(), read_template(spec, path)?),
         Source::Content(text) => (content_name(spec), text.clone()),
     };
-    let out = template::render(&name, &text, env, &spec.params).map_err(|error| {
+    let out = render_text(spec, &name, &text, env).map_err(|error| {
         RenderError::Template {
             target: spec.target.clone(),
             origin: spec.origin.clone(),
@@ -233,7 +261,7 @@ pub fn check_all(specs: &[FileSpec]) -> Result<(), RenderFailed> {
             },
             Source::Content(text) => (content_name(spec), text.clone()),
         };
-        if let Err(error) = template::parse(&name, &text) {
+        if let Err(error) = parse_text(spec, &name, &text) {
             errors.push(RenderError::Template {
                 target: spec.target.clone(),
                 origin: spec.origin.clone(),

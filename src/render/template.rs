@@ -96,6 +96,10 @@ impl TemplateError {
         }
         match &self.kind {
             TemplateErrorKind::Syntax { message } => format!("{at}: syntax error: {message}"),
+            // Go templates name data with a leading `.` or `$`; tera's names never start so.
+            TemplateErrorKind::UndefinedVariable { name } if name.starts_with(['.', '$']) => format!(
+                "{at}: map has no entry for `{name}` (if it is optional, write `{{{{ {name} | default \"...\" }}}}`)"
+            ),
             TemplateErrorKind::UndefinedVariable { name } => format!(
                 "{at}: undefined variable `{name}` (if it is optional, write `{name} | default(value=\"...\")`)"
             ),
@@ -105,7 +109,7 @@ impl TemplateError {
         }
     }
 
-    fn at(name: &str, source: &str, offset: usize, kind: TemplateErrorKind) -> Self {
+    pub(super) fn at(name: &str, source: &str, offset: usize, kind: TemplateErrorKind) -> Self {
         let (line, column) = line_col(source, offset);
         TemplateError {
             template: name.to_string(),
@@ -156,7 +160,7 @@ pub fn parse(name: &str, source: &str) -> Result<(), TemplateError> {
 
 /// The render thread could not be started, or tera panicked: not the template's fault as far as
 /// gantry can tell, but still an error about this template.
-fn engine_failure(name: &str, why: String) -> TemplateError {
+pub(super) fn engine_failure(name: &str, why: String) -> TemplateError {
     TemplateError {
         template: name.to_string(),
         line: Some(1),
@@ -313,7 +317,7 @@ fn parse_error(name: &str, source: &str, tags: &[Tag], e: &tera::Error) -> Templ
 const SNIPPET_CHARS: usize = 100;
 
 /// The part of `line` around 1-based `column` that is shown, and how far in the caret goes.
-fn snippet(line: &str, column: usize) -> (String, usize) {
+pub(super) fn snippet(line: &str, column: usize) -> (String, usize) {
     let chars: Vec<char> = line.chars().collect();
     let col = column.saturating_sub(1).min(chars.len());
     if chars.len() <= SNIPPET_CHARS {
@@ -564,7 +568,7 @@ const HIDE_FROM_CHARS: usize = 4;
 
 /// Every value of the environment (of [`HIDE_FROM_CHARS`] characters or more) in `message` becomes
 /// [`HIDDEN`]; longest first, so a value that contains another is hidden whole.
-fn hide_env_values(message: &str, env: &BTreeMap<String, String>) -> String {
+pub(super) fn hide_env_values(message: &str, env: &BTreeMap<String, String>) -> String {
     let mut values: Vec<&str> = env
         .values()
         .map(String::as_str)
