@@ -4,7 +4,8 @@
 //! ([`parse_from`]), calls [`init_logging`], and dispatches. (How a mode prints its result to stdout,
 //! quietly when the reader went away, is `exit::print_stdout`.)
 //!
-//! Global options (`--log-format`) may be written before or after the subcommand. The flags-only
+//! Global options (`--log-format`) may be written before or after the subcommand; `-c DIR` may be
+//! written before `up`, `check` or `renderfiles` as mittnite's global `-c` is. The flags-only
 //! mode's options may not be combined with a subcommand: [`parse_from`] rejects `gantry
 //! --stop-timeout 5s up` rather than ignore the option.
 
@@ -21,7 +22,7 @@ use crate::wait_cmd::WaitArgs;
 #[command(
     name = "gantry",
     version,
-    override_usage = "gantry [OPTIONS] [-- <CMD>...]\n       gantry [--log-format <LOG_FORMAT>] <COMMAND>",
+    override_usage = "gantry [OPTIONS] [-- <CMD>...]\n       gantry [--log-format <LOG_FORMAT>] [-c <DIR>] <COMMAND>",
     after_help = "Flags-only mode (an init like tini):\n  gantry [OPTIONS] -- CMD [ARGS...] [--- CMD [ARGS...]]...\n\nExit codes: the deciding job's code, 128+N if it died of signal N, 126/127 if it could not be\nexecuted / was not found; 2 usage, 65 render failed, 70 internal error, 71 boot job failed,\n75 probe timeout, 78 configuration error."
 )]
 pub struct Cli {
@@ -38,7 +39,17 @@ pub struct Cli {
     /// The command(s) to run in flags-only mode, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+
+    /// Configuration directory of `up`, `check` and `renderfiles`, written before the subcommand as
+    /// with mittnite (`gantry -c DIR up`); the subcommand's own `-c` wins.
+    // Not a clap `global` argument: that would share the id `config_dir` with `sidecar`'s
+    // `--config-dir` (a list of strings), and clap matches globals by id.
+    #[arg(short = 'c', long = "config-dir", id = CONFIG_DIR_ID, value_name = "DIR")]
+    pub config_dir: Option<std::path::PathBuf>,
 }
+
+/// The id of the top-level `-c/--config-dir`.
+const CONFIG_DIR_ID: &str = "top_level_config_dir";
 
 /// Parses the command line, exiting with clap's message and code 2 on a usage error (or 0 after
 /// `--help` / `--version`).
@@ -47,6 +58,21 @@ pub fn parse_from(args: Vec<String>) -> Cli {
     let matches = command
         .try_get_matches_from_mut(args)
         .unwrap_or_else(|e| e.exit());
+    let top_level_dir = matches.value_source(CONFIG_DIR_ID) == Some(ValueSource::CommandLine);
+    if top_level_dir && !matches!(matches.subcommand_name(), Some("up" | "check" | "renderfiles")) {
+        let what = matches
+            .subcommand_name()
+            .map_or_else(|| "the flags-only mode".to_string(), |n| format!("'{n}'"));
+        command
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "-c/--config-dir before the subcommand is for up, check and renderfiles, \
+                     not {what}"
+                ),
+            )
+            .exit();
+    }
     if let Some((name, _)) = matches.subcommand() {
         if let Some(flag) = flags_only_option_given(&command, &matches) {
             command
@@ -60,7 +86,20 @@ pub fn parse_from(args: Vec<String>) -> Cli {
                 .exit();
         }
     }
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+    let mut cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    // `gantry -c DIR up`: the directory goes to the subcommand, unless it has its own `-c`.
+    if let (Some(dir), Some((_, sub))) = (cli.config_dir.clone(), matches.subcommand()) {
+        if sub.value_source("config_dir") != Some(ValueSource::CommandLine) {
+            match &mut cli.command {
+                Some(Command::Up(args)) => args.config_dir = dir,
+                Some(Command::Check(args)) => args.config_dir = dir,
+                Some(Command::Renderfiles(args)) => args.config_dir = dir,
+                _ => {}
+            }
+        }
+    }
+    cli
 }
 
 /// The first option of the flags-only mode given on the command line, as written in help
@@ -71,7 +110,7 @@ fn flags_only_option_given(command: &clap::Command, matches: &clap::ArgMatches) 
         .filter(|arg| !arg.is_global_set())
         .filter(|arg| {
             let id = arg.get_id().as_str();
-            id != "help" && id != "version"
+            id != "help" && id != "version" && id != CONFIG_DIR_ID
         })
         .find(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
         .map(|arg| match (arg.get_long(), arg.get_short()) {

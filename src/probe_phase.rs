@@ -1,4 +1,5 @@
-//! Phase 3 of `gantry up`: wait until every `wait = true` probe is ready.
+//! The probe phase of `gantry up`: wait until every `wait = true` probe is ready; and, while the
+//! boot phase runs, the probes each boot job's `waitFor` names ([`release_boot_jobs`]).
 //!
 //! Owns turning the plan's probe blocks into probes and mapping the wait's outcome to an exit code;
 //! the waiting itself (parallel attempts, backoff, progress lines) is `gantry_probes::wait`. Signals
@@ -16,9 +17,11 @@ use gantry_probes::exec::{ExecProbe, Finished, LaunchFuture, Launcher};
 use gantry_probes::{
     wait_until_ready, Backend, BoxProbe, Dependency, SpecError, Target, WaitError, WaitOptions,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinSet;
 
 use crate::config::model::CommandSpec;
+use crate::config::BootJob;
 use crate::config::probe::ProbeBlock;
 use crate::exit::PhaseError;
 use crate::reaper::Reaper;
@@ -65,16 +68,17 @@ pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProb
     build(p, &launcher)
 }
 
-/// Waits for the `wait = true` probes. `Err` if gantry must exit instead of starting jobs.
+/// Waits for `probes` (the plan's [`crate::config::Plan::phase_probes`], less any already seen
+/// ready). `Err` if gantry must exit instead of going on.
 pub async fn wait_for_probes(
-    probes: &[ProbeBlock],
+    probes: &[&ProbeBlock],
     reaper: &Arc<Reaper>,
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
 ) -> Result<(), PhaseError> {
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
     let mut deps = Vec::new();
-    for p in probes.iter().filter(|p| p.wait) {
+    for p in probes {
         match build(p, &launcher) {
             Ok(probe) => deps.push(Dependency::new(p.name.clone(), probe)),
             // Checked when the config was loaded; an environment variable may have gone since.
@@ -89,6 +93,96 @@ pub async fn wait_for_probes(
         gantry_probes::install_crypto_provider();
     }
     wait_for(deps, deadline, signals).await
+}
+
+/// While the boot phase runs: polls every probe a boot job in `boot` names in `waitFor`, each
+/// once however many boot jobs name it, and sends a boot job's name on `release` as soon as all
+/// of its probes are ready. Returns the names of the probes it saw ready (the probe phase need not
+/// wait for them again), or [`PhaseError::ProbeTimeout`] when one was not ready within `deadline`
+/// — `release` is dropped either way, which tells the boot phase that nothing more will be
+/// released. Cancelled by being dropped (the boot phase ended first: a boot job failed, or
+/// SIGTERM/SIGINT).
+pub async fn release_boot_jobs(
+    boot: &[BootJob],
+    probes: &[ProbeBlock],
+    reaper: &Arc<Reaper>,
+    deadline: Option<Duration>,
+    release: UnboundedSender<String>,
+) -> Result<Vec<String>, PhaseError> {
+    let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
+    let mut names: Vec<&str> = Vec::new();
+    for b in boot {
+        for (name, _) in &b.wait_for {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    if !names.is_empty() {
+        gantry_probes::install_crypto_provider();
+    }
+    let options = WaitOptions {
+        deadline,
+        ..WaitOptions::default()
+    };
+    let mut waits = JoinSet::new();
+    for name in &names {
+        // Every name was checked against the probes when the configuration was loaded.
+        let Some(p) = probes.iter().find(|p| p.name == *name) else {
+            tracing::error!("boot: waitFor names no probe {name:?}");
+            return Err(PhaseError::Config);
+        };
+        let probe = match build(p, &launcher) {
+            Ok(probe) => probe,
+            Err(e) => {
+                tracing::error!("{}: {e}", p.pos);
+                return Err(PhaseError::Config);
+            }
+        };
+        let dep = Dependency::new(p.name.clone(), probe);
+        let (options, name) = (options.clone(), p.name.clone());
+        waits.spawn(async move {
+            let outcome = wait_until_ready(vec![dep], &options, std::future::pending()).await;
+            (name, outcome)
+        });
+    }
+    let mut ready: Vec<String> = Vec::new();
+    let mut pending: Vec<&BootJob> = boot.iter().filter(|b| !b.wait_for.is_empty()).collect();
+    while let Some(joined) = waits.join_next().await {
+        let (name, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!("probe wait ended unexpectedly: {e}");
+                return Err(PhaseError::ProbeTimeout);
+            }
+        };
+        if let Err(e) = outcome {
+            let held: Vec<&str> = pending.iter().map(|b| b.name.as_str()).collect();
+            tracing::error!(
+                "probe: {e}; boot job(s) {} not started",
+                held.join(", ")
+            );
+            return Err(PhaseError::ProbeTimeout);
+        }
+        ready.push(name);
+        pending.retain(|b| {
+            let all = b.wait_for.iter().all(|(n, _)| ready.contains(n));
+            if all {
+                tracing::info!(
+                    "boot job {:?}: probe(s) {} ready; starting it",
+                    b.name,
+                    b.wait_for
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let _ = release.send(b.name.clone());
+            }
+            !all
+        });
+    }
+    Ok(ready)
 }
 
 /// Probes from `--wait URL` options, for a mode that waits before it starts anything (e.g. the

@@ -18,8 +18,8 @@ pub struct UpArgs {
     /// Directory with the *.hcl configuration (read recursively, in lexical order).
     #[arg(short = 'c', long = "config-dir", env = "GANTRY_CONFIG_DIR", default_value = config::DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
-    /// Stay up after every job has ended, until SIGTERM or SIGINT.
-    #[arg(long)]
+    /// Stay up after every job has ended, until SIGTERM or SIGINT (mittnite's `-k`).
+    #[arg(short = 'k', long)]
     pub keep_running: bool,
     /// Give up waiting for `wait = true` probes after this long and exit 75 (default: no limit).
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
@@ -119,44 +119,52 @@ pub fn up(args: &UpArgs) -> i32 {
                     }
                 };
 
-            // Phase 2, boot: every boot job to completion, in parallel.
-            if !plan.boot.is_empty() {
-                tracing::info!(phase = "boot", "running {} boot job(s)", plan.boot.len());
-                let report = supervisor
-                    .run_phase(Kind::Boot, RunOptions::default())
-                    .await;
-                let code = match (&report.cause, &report.failure) {
-                    (_, Some((name, status))) => {
-                        tracing::error!(
-                            phase = "boot",
-                            kind = "boot",
-                            job = %name,
-                            "boot job failed ({status}); not starting any job"
-                        );
-                        Some(PhaseError::BootFailed)
-                    }
-                    (Cause::Signal(sig), None) => Some(PhaseError::Signal(*sig)),
-                    _ => None,
-                };
-                if let Some(e) = code {
-                    let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
-                    supervisor::reap_descendants(&ctx.reaper, deadline).await;
+            // Phases 2 and 3, boot and probe, in the plan's order.
+            if plan.order == config::Order::ProbesFirst {
+                // mittnite's order: every probe ready before any boot job starts.
+                crate::api::set_phase(&api, crate::api::Phase::Probe);
+                let probes = plan.phase_probes();
+                if let Err(e) = crate::probe_phase::wait_for_probes(
+                    &probes,
+                    &ctx.reaper,
+                    wait_timeout,
+                    supervisor.stop_requests(),
+                )
+                .await
+                {
+                    supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
                     return e.code();
                 }
-            }
-
-            // Phase 3, probe: wait until every `wait = true` probe is ready.
-            crate::api::set_phase(&api, crate::api::Phase::Probe);
-            if let Err(e) = crate::probe_phase::wait_for_probes(
-                &plan.probes,
-                &ctx.reaper,
-                wait_timeout,
-                supervisor.stop_requests(),
-            )
-            .await
-            {
-                supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
-                return e.code();
+                crate::api::set_phase(&api, crate::api::Phase::Boot);
+                if let Err(e) = boot_phase(&plan, &ctx, &mut supervisor, wait_timeout, grace).await
+                {
+                    return e.code();
+                }
+            } else {
+                // gantry's order: boot jobs first (those with `waitFor` once their probes are
+                // ready), then the remaining `wait = true` probes.
+                let ready = match boot_phase(&plan, &ctx, &mut supervisor, wait_timeout, grace).await
+                {
+                    Ok(ready) => ready,
+                    Err(e) => return e.code(),
+                };
+                crate::api::set_phase(&api, crate::api::Phase::Probe);
+                let probes: Vec<_> = plan
+                    .phase_probes()
+                    .into_iter()
+                    .filter(|p| !ready.contains(&p.name))
+                    .collect();
+                if let Err(e) = crate::probe_phase::wait_for_probes(
+                    &probes,
+                    &ctx.reaper,
+                    wait_timeout,
+                    supervisor.stop_requests(),
+                )
+                .await
+                {
+                    supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
+                    return e.code();
+                }
             }
 
             // Phase 4, run. Listeners first, so that an early client waits instead of being refused.
@@ -187,4 +195,72 @@ pub fn up(args: &UpArgs) -> i32 {
             code
         },
     )
+}
+
+/// The boot phase: every boot job to completion, in parallel; a boot job with `waitFor` starts once
+/// its probes are ready (polled meanwhile by `probe_phase::release_boot_jobs`). Returns the probes
+/// seen ready on the way. On `Err` every descendant has been reaped and gantry must exit.
+async fn boot_phase(
+    plan: &Plan,
+    ctx: &crate::runtime::Ctx,
+    supervisor: &mut Supervisor,
+    wait_timeout: Option<std::time::Duration>,
+    grace: std::time::Duration,
+) -> Result<Vec<String>, PhaseError> {
+    if plan.boot.is_empty() {
+        return Ok(Vec::new());
+    }
+    tracing::info!(phase = "boot", "running {} boot job(s)", plan.boot.len());
+    // In mittnite's order every probe is ready by now: nothing is held.
+    let held: Vec<String> = match plan.order {
+        config::Order::ProbesFirst => Vec::new(),
+        config::Order::BootFirst => plan
+            .boot
+            .iter()
+            .filter(|b| !b.wait_for.is_empty())
+            .map(|b| b.name.clone())
+            .collect(),
+    };
+    let (release, released) = tokio::sync::mpsc::unbounded_channel();
+    let gated: &[config::BootJob] = if held.is_empty() { &[] } else { &plan.boot };
+    let mut gate = Box::pin(crate::probe_phase::release_boot_jobs(
+        gated,
+        &plan.probes,
+        &ctx.reaper,
+        wait_timeout,
+        release,
+    ));
+    let phase = supervisor.run_phase_held(Kind::Boot, RunOptions::default(), &held, released);
+    tokio::pin!(phase);
+    let mut outcome: Option<Result<Vec<String>, PhaseError>> = None;
+    let report = loop {
+        tokio::select! {
+            report = &mut phase => break report,
+            done = &mut gate, if outcome.is_none() => outcome = Some(done),
+        }
+    };
+    let code = match (&report.cause, &report.failure, &outcome) {
+        (_, Some((name, status)), _) => {
+            tracing::error!(
+                phase = "boot",
+                kind = "boot",
+                job = %name,
+                "boot job failed ({status}); not starting any job"
+            );
+            Some(PhaseError::BootFailed)
+        }
+        (Cause::Signal(sig), None, _) => Some(PhaseError::Signal(*sig)),
+        (Cause::Aborted, None, Some(Err(e))) => Some(*e),
+        (Cause::Aborted, None, _) => Some(PhaseError::ProbeTimeout),
+        _ => None,
+    };
+    if let Some(e) = code {
+        let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
+        supervisor::reap_descendants(&ctx.reaper, deadline).await;
+        return Err(e);
+    }
+    Ok(match outcome {
+        Some(Ok(ready)) => ready,
+        _ => Vec::new(),
+    })
 }

@@ -64,13 +64,24 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every mistake found while loading, in the order they were found.
+/// Every mistake found while loading, in the order they were found, and the warnings (things gantry
+/// accepts but asks to be changed, such as mittnite's deprecated attribute names) beside them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-pub struct Errors(pub Vec<ConfigError>);
+pub struct Errors(pub Vec<ConfigError>, Vec<ConfigError>);
 
 impl Errors {
     pub fn push(&mut self, e: ConfigError) {
         self.0.push(e);
+    }
+
+    /// Records a warning: accepted, but worth changing. It does not make loading fail.
+    pub fn warn(&mut self, w: ConfigError) {
+        self.1.push(w);
+    }
+
+    /// The warnings recorded so far, in order.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.1
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,8 +12,8 @@
 //!
 //! `listenProtocol` and `forwardProtocol` are `tcp` (the default), `tcp4`, `tcp6` or `unix` (the
 //! address is then a socket path); mittnite's deprecated `protocol` is read as `forwardProtocol` with
-//! a warning. gantry adds `maxConnections` (excess connections wait in the listen backlog),
-//! `proxyProtocol = "v1" | "v2"` (a PROXY protocol header on each forwarded connection), and
+//! one warning (both at once are an error). gantry adds `maxConnections` (excess connections wait
+//! in the listen backlog), `proxyProtocol = "v1" | "v2"` (a PROXY protocol header on each forwarded connection), and
 //! `activation = "socket"` with an optional `name`: no forwarding, the listening socket itself is
 //! passed to the job (systemd's socket activation; read into a [`SocketSpec`]). Every
 //! duration is resolved here; the runtime (the top-level `lazy` module) never sees HCL. This module owns reading
@@ -266,22 +266,9 @@ fn listen_from_block(
         }
     };
     let listen_protocol = protocol(&mut r, "listenProtocol");
-    let mut forward_protocol = protocol(&mut r, "forwardProtocol");
-    // mittnite's deprecated name: read as forwardProtocol unless that is set.
-    if let Some(old) = protocol(&mut r, "protocol") {
-        let at = r.value("protocol").map(|v| v.pos.clone());
-        let at = at.map_or_else(String::new, |p| format!("{p}: "));
-        if forward_protocol.is_some() {
-            tracing::warn!(
-                "{at}{job}: listen attribute \"protocol\" is deprecated and ignored because \"forwardProtocol\" is set"
-            );
-        } else {
-            tracing::warn!(
-                "{at}{job}: listen attribute \"protocol\" is deprecated; read as \"forwardProtocol\""
-            );
-            forward_protocol = Some(old);
-        }
-    }
+    // mittnite's deprecated name for forwardProtocol, read with a warning.
+    let forward_key = r.renamed("forwardProtocol", "protocol");
+    let forward_protocol = protocol(&mut r, forward_key);
     let forward_pos = r.value("forward").map(|v| v.pos.clone());
     let forward = r.string("forward");
     let max_connections = match r.int("maxConnections") {
@@ -667,6 +654,24 @@ mod tests {
         assert_eq!(a.lazy, None);
         assert_eq!(a.listen[0].forward, Endpoint::Unix("/tmp/a.sock".into()));
         assert_eq!(a.listen[0].address.to_string(), "tcp :8080");
+        // mittnite's deprecated name: one warning, at its line, naming the new name.
+        assert_eq!(plan.warnings.len(), 1);
+        let w = plan.warnings[0].to_string();
+        assert!(
+            w.starts_with("test.hcl:5:3: listen \":8080\": attribute \"protocol\" is deprecated")
+                && w.contains("\"forwardProtocol\""),
+            "{w}"
+        );
+        // Both names at once: an error naming both, not a silent choice.
+        let errors = plan_of(
+            "job a {\n command = \"x\"\n listen \":8080\" {\n  forward = \"/tmp/a.sock\"\n  protocol = \"unix\"\n  forwardProtocol = \"tcp\"\n }\n}\n",
+        )
+        .expect_err("both names");
+        let text = errors.to_string();
+        assert!(
+            text.contains("test.hcl:5:3: listen \":8080\": both \"protocol\" (mittnite's deprecated name) and \"forwardProtocol\" (line 6) are set"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! This module owns finding the files (every `*.hcl` under the directory, recursively, in lexical
 //! order, a Kubernetes ConfigMap mount counted once), reading them safely ([`file`]: regular files
 //! only, 4 MiB at most), parsing them ([`node`]), durations ([`duration`]), reading the top-level
-//! blocks ([`model`] for `job` and `boot`; other phases read their own blocks) and the checks that span
-//! files, such as duplicate names. It reports every mistake at once ([`Errors`]). It does not run
+//! blocks ([`model`] for `job` and `boot`, [`settings`] for the directory-wide `settings`; other
+//! phases read their own blocks) and the checks that span files, such as duplicate names and the
+//! probes a boot job's `waitFor` names. Warnings (mittnite's deprecated attribute names) are
+//! collected beside the errors and logged once by [`load`]. It reports every mistake at once ([`Errors`]). It does not run
 //! anything.
 
 pub mod duration;
@@ -15,6 +17,7 @@ pub mod lazy;
 pub mod model;
 pub mod node;
 pub mod probe;
+pub mod settings;
 pub mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -22,14 +25,16 @@ use std::path::{Path, PathBuf};
 
 pub use duration::{parse_duration, parse_interval, MAX_DURATION};
 pub use error::{ConfigError, Errors};
-pub use model::{Attempts, BootJob, CommandSpec, JobSpec, OutputSpec, Pending, Plan, StopSpec};
+pub use model::{
+    Attempts, BootJob, CommandSpec, JobSpec, Order, OutputSpec, Pending, Plan, StopSpec,
+};
 pub use node::{Block, Pos, Reader};
 
 /// Where `gantry up` looks when `-c` is not given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/gantry.d";
 
 /// The top-level block kinds gantry knows.
-const TOP_LEVEL: &[&str] = &["job", "boot", "file", "probe"];
+const TOP_LEVEL: &[&str] = &["job", "boot", "file", "probe", "settings"];
 
 /// Every `*.hcl` file under `dir`, recursively, sorted by path.
 ///
@@ -134,6 +139,9 @@ pub fn load(dir: &Path) -> Result<Plan, Errors> {
     }
     let blocks = parse_files(&files, &mut errors);
     let plan = build_plan(&blocks, &mut errors);
+    for w in errors.warnings() {
+        tracing::warn!("{w}");
+    }
     if errors.is_empty() {
         Ok(plan)
     } else {
@@ -162,7 +170,7 @@ fn top_level_attr_error(attr: &node::Attr) -> ConfigError {
     ConfigError::at(
         attr.pos.clone(),
         format!(
-            "attribute {:?} must be inside a block (job, boot, file or probe)",
+            "attribute {:?} must be inside a block (job, boot, file, probe or settings)",
             attr.key
         ),
     )
@@ -175,6 +183,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     let mut boot_names: HashMap<String, Pos> = HashMap::new();
     let mut file_targets: HashMap<String, Pos> = HashMap::new();
     let mut probe_names: HashMap<String, Pos> = HashMap::new();
+    let mut settings_at: Option<Pos> = None;
     for block in blocks {
         match block.kind.to_ascii_lowercase().as_str() {
             // Names are checked before the body so that a duplicate is reported even when the
@@ -211,11 +220,18 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
                     }
                 }
             }
+            "settings" => {
+                let read = settings::settings_from_block(block, settings_at.as_ref(), errors);
+                if settings_at.is_none() {
+                    plan.order = read.order;
+                    settings_at = Some(block.pos.clone());
+                }
+            }
             _ => errors.push(
                 ConfigError::at(
                     block.pos.clone(),
                     format!(
-                        "unknown block {:?} (gantry knows job, boot, file and probe)",
+                        "unknown block {:?} (gantry knows job, boot, file, probe and settings)",
                         block.kind
                     ),
                 )
@@ -224,7 +240,37 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
         }
     }
     lazy::check_plan(&plan, errors);
+    check_wait_for(&plan, &probe_names, errors);
+    plan.warnings = errors.warnings().to_vec();
     plan
+}
+
+/// Every name in a boot job's `waitFor` must be a probe of the directory.
+fn check_wait_for(plan: &Plan, probes: &HashMap<String, Pos>, errors: &mut Errors) {
+    let mut known: Vec<&str> = probes.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    for boot in &plan.boot {
+        for (name, pos) in &boot.wait_for {
+            if probes.contains_key(name) {
+                continue;
+            }
+            let have = if known.is_empty() {
+                "there are no probe blocks".to_string()
+            } else {
+                format!("the probes are {}", known.join(", "))
+            };
+            errors.push(
+                ConfigError::at(
+                    pos.clone(),
+                    format!(
+                        "boot {:?}: attribute \"waitFor\": no probe is named {name:?} ({have})",
+                        boot.name
+                    ),
+                )
+                .with_hint(node::suggest(name, &known)),
+            );
+        }
+    }
 }
 
 fn check_unique(
@@ -264,12 +310,17 @@ pub fn describe_plan(plan: &Plan) -> String {
             let _ = writeln!(out, "   - {}", file_block::describe(f));
         }
     }
+    let (boot_n, probe_n) = match plan.order {
+        Order::BootFirst => (2, 3),
+        Order::ProbesFirst => (3, 2),
+    };
+    let mut boot = String::new();
     if plan.boot.is_empty() {
-        let _ = writeln!(out, "2. boot: no boot jobs");
+        let _ = writeln!(boot, "{boot_n}. boot: no boot jobs");
     } else {
         let _ = writeln!(
-            out,
-            "2. boot: {} job(s), in parallel, each to completion",
+            boot,
+            "{boot_n}. boot: {} job(s), in parallel, each to completion",
             plan.boot.len()
         );
         for b in &plan.boot {
@@ -277,28 +328,49 @@ pub fn describe_plan(plan: &Plan) -> String {
                 .timeout
                 .map_or_else(|| "no timeout".to_string(), |t| format!("timeout {t:?}"));
             let fail = if b.can_fail { ", may fail" } else { "" };
+            let after = if b.wait_for.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = b.wait_for.iter().map(|(n, _)| n.as_str()).collect();
+                format!(", once probe(s) {} are ready", names.join(", "))
+            };
             let _ = writeln!(
-                out,
-                "   - {}: {} ({timeout}{fail})",
+                boot,
+                "   - {}: {} ({timeout}{fail}{after})",
                 b.name,
                 b.command.display()
             );
         }
     }
-    let waits: Vec<_> = plan.probes.iter().filter(|p| p.wait).collect();
+    let mut probes = String::new();
+    let waits = plan.phase_probes();
     if waits.is_empty() {
-        let _ = writeln!(out, "3. probe: nothing to wait for");
+        let _ = writeln!(probes, "{probe_n}. probe: nothing to wait for");
     } else {
+        let order = match plan.order {
+            Order::BootFirst => "",
+            Order::ProbesFirst => " before any boot job (settings: probesBeforeBoot)",
+        };
         let _ = writeln!(
-            out,
-            "3. probe: wait for {} probe(s), in parallel, until ready",
+            probes,
+            "{probe_n}. probe: wait for {} probe(s), in parallel, until ready{order}",
             waits.len()
         );
         for p in waits {
             let what = p
                 .build()
                 .map_or_else(|e| e.to_string(), |probe| probe.describe());
-            let _ = writeln!(out, "   - {}: {what}", p.name);
+            let _ = writeln!(probes, "   - {}: {what}", p.name);
+        }
+    }
+    match plan.order {
+        Order::BootFirst => {
+            out.push_str(&boot);
+            out.push_str(&probes);
+        }
+        Order::ProbesFirst => {
+            out.push_str(&probes);
+            out.push_str(&boot);
         }
     }
     if plan.jobs.is_empty() {
@@ -411,6 +483,100 @@ mod tests {
         assert!(job.one_time && job.controllable && !job.can_fail);
         assert_eq!(job.command.working_dir, Some(PathBuf::from("/some/path")));
         assert!(job.command.output.timestamps.is_some());
+    }
+
+    #[test]
+    fn mittnites_max_attempts_is_read_with_one_warning_and_both_names_are_an_error() {
+        let plan = plan_of("job \"a\" {\n command = \"x\"\n max_attempts = 7\n}\n").expect("valid");
+        assert_eq!(plan.jobs[0].max_attempts, Attempts::Limited(7));
+        assert_eq!(plan.warnings.len(), 1);
+        let w = plan.warnings[0].to_string();
+        assert!(
+            w.starts_with("test.hcl:3:2: job \"a\": attribute \"max_attempts\" is deprecated")
+                && w.contains("read as \"maxAttempts\""),
+            "{w}"
+        );
+        // The new name alone: no warning.
+        let plan = plan_of("job \"a\" {\n command = \"x\"\n maxAttempts = 7\n}\n").expect("valid");
+        assert!(plan.warnings.is_empty());
+        // Its value is checked under the name it was written with.
+        let text = plan_of("job \"a\" {\n command = \"x\"\n max_attempts = 0\n}\n")
+            .expect_err("0 attempts")
+            .to_string();
+        assert!(
+            text.contains("test.hcl:3:17: job \"a\": attribute \"max_attempts\": 0 is not allowed"),
+            "{text}"
+        );
+        let errors = plan_of(
+            "job \"a\" {\n command = \"x\"\n max_attempts = 7\n maxAttempts = 2\n}\n",
+        )
+        .expect_err("both");
+        assert_eq!(errors.len(), 1, "{errors}");
+        assert_eq!(
+            errors.0[0].to_string(),
+            "test.hcl:3:2: job \"a\": both \"max_attempts\" (mittnite's deprecated name) and \"maxAttempts\" (line 4) are set; keep only \"maxAttempts\""
+        );
+        assert!(errors.warnings().is_empty());
+    }
+
+    #[test]
+    fn boot_wait_for_names_probes_and_settings_choose_the_order() {
+        let text = concat!(
+            "probe \"db\" {\n url = \"tcp://127.0.0.1:1\"\n}\n",
+            "probe \"cache\" {\n wait = true\n url = \"tcp://127.0.0.1:2\"\n}\n",
+            "boot \"migrate\" {\n command = \"x\"\n waitFor = [\"db\"]\n}\n",
+            "boot \"plain\" {\n command = \"x\"\n}\n",
+        );
+        let plan = plan_of(text).expect("valid");
+        assert_eq!(plan.order, Order::BootFirst);
+        let names: Vec<&str> = plan.boot[0].wait_for.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["db"]);
+        assert_eq!(plan.boot[0].wait_for[0].1.line, 10);
+        assert!(plan.boot[1].wait_for.is_empty());
+        // gantry's order: `db` (wait = false) gates only its boot job, not the probe phase.
+        let phase: Vec<&str> = plan.phase_probes().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(phase, ["cache"]);
+        let described = describe_plan(&plan);
+        assert!(
+            described.contains("2. boot: 2 job(s)")
+                && described.contains("- migrate: x (timeout 30s, once probe(s) db are ready)")
+                && described.contains("3. probe: wait for 1 probe(s)"),
+            "{described}"
+        );
+
+        let plan = plan_of(&format!("{text}settings {{\n probesBeforeBoot = true\n}}\n")).expect("valid");
+        assert_eq!(plan.order, Order::ProbesFirst);
+        // mittnite's order: every probe a boot job waits for is part of the probe phase.
+        let phase: Vec<&str> = plan.phase_probes().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(phase, ["db", "cache"]);
+        let described = describe_plan(&plan);
+        let probe_at = described.find("2. probe: wait for 2 probe(s)");
+        let boot_at = described.find("3. boot: 2 job(s)");
+        assert!(probe_at.is_some() && probe_at < boot_at, "{described}");
+
+        let plan = plan_of(&format!("{text}settings {{\n probesBeforeBoot = false\n}}\n")).expect("valid");
+        assert_eq!(plan.order, Order::BootFirst);
+    }
+
+    #[test]
+    fn wait_for_mistakes() {
+        let errors = plan_of(concat!(
+            "probe \"db\" {\n url = \"tcp://127.0.0.1:1\"\n}\n",
+            "boot \"m\" {\n command = \"x\"\n waitFor = [\"dc\", 5]\n}\n",
+            "boot \"n\" {\n command = \"x\"\n waitFor = [\"nope\"]\n}\n",
+            "settings \"x\" {\n}\n",
+        ))
+        .expect_err("invalid");
+        let text = errors.to_string();
+        for want in [
+            "test.hcl:6:19: boot \"m\": attribute \"waitFor\": expected a list of strings, but an element is a number (5)",
+            "test.hcl:10:13: boot \"n\": attribute \"waitFor\": no probe is named \"nope\" (the probes are db)",
+            "test.hcl:12:1: a settings block has no name: write settings { ... }",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        // A list with a wrong element is one mistake; its names are not checked on top.
+        assert_eq!(errors.len(), 3, "{text}");
     }
 
     #[test]

@@ -130,7 +130,23 @@ pub struct BootJob {
     /// `None` means no limit (`timeout = "0s"`).
     pub timeout: Option<Duration>,
     pub stop: StopSpec,
+    /// `waitFor`: the probes that must be ready before this boot job starts, each with where its
+    /// name was written. Every name is a probe of the plan (checked by `build_plan`).
+    pub wait_for: Vec<(String, Pos)>,
     pub origin: Option<Pos>,
+}
+
+/// When the boot jobs run relative to the probes: the directory-wide `settings` block's
+/// `probesBeforeBoot` (see `config::settings`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// gantry's default: boot jobs first (a boot job with `waitFor` waits for its probes), then the
+    /// `wait = true` probes, then jobs.
+    #[default]
+    BootFirst,
+    /// mittnite's order: every `wait = true` probe (and every probe a `waitFor` names) is ready
+    /// before any boot job starts.
+    ProbesFirst,
 }
 
 /// A block kind that parsed but whose phase is not part of this build yet.
@@ -154,6 +170,34 @@ pub struct Plan {
     pub pending: Vec<Pending>,
     /// The jobs' `lazy` and `listen` blocks (`config::lazy`), one entry per job that has any.
     pub listeners: Vec<super::lazy::JobListeners>,
+    /// Boot jobs before probes (gantry) or probes before boot jobs (mittnite).
+    pub order: Order,
+    /// What was accepted but should be changed (mittnite's deprecated names), each with its
+    /// position; `config::load` logs them once.
+    pub warnings: Vec<super::error::ConfigError>,
+}
+
+impl Plan {
+    /// The probes the probe phase waits for, in file order: the `wait = true` ones, and — when
+    /// probes come before boot jobs — every probe a boot job's `waitFor` names as well.
+    pub fn phase_probes(&self) -> Vec<&super::probe::ProbeBlock> {
+        self.probes
+            .iter()
+            .filter(|p| {
+                p.wait
+                    || (self.order == Order::ProbesFirst
+                        && self
+                            .boot
+                            .iter()
+                            .any(|b| b.wait_for.iter().any(|(n, _)| *n == p.name)))
+            })
+            .collect()
+    }
+
+    /// The probe named `name`, if the plan has one.
+    pub fn probe(&self, name: &str) -> Option<&super::probe::ProbeBlock> {
+        self.probes.iter().find(|p| p.name == name)
+    }
 }
 
 /// The attributes `job` and `boot` share.
@@ -264,16 +308,18 @@ pub fn job_from_block(
     let name = label(&mut r);
     let command = read_command(&mut r, "this job");
     let can_fail = r.bool("canFail").unwrap_or(false);
-    let max_attempts = match r.int("maxAttempts") {
+    // mittnite still reads its old name, `max_attempts`.
+    let key = r.renamed("maxAttempts", "max_attempts");
+    let max_attempts = match r.int(key) {
         None => Attempts::Limited(DEFAULT_MAX_ATTEMPTS as u32),
         Some(-1) => Attempts::Forever,
         Some(n) if n >= 1 && n <= u32::MAX as i64 => Attempts::Limited(n as u32),
         Some(n) => {
-            let pos = r.value("maxAttempts").map(|v| v.pos.clone());
+            let pos = r.value(key).map(|v| v.pos.clone());
             if let Some(pos) = pos {
                 r.error(
                     pos,
-                    "maxAttempts",
+                    key,
                     format!("{n} is not allowed: use a number of attempts ≥ 1, or -1 for forever"),
                 );
             }
@@ -332,6 +378,7 @@ pub fn boot_from_block(block: &Block, errors: &mut Errors) -> Option<BootJob> {
         Some(d) => Some(d),
     };
     let stop = read_stop(&mut r);
+    let wait_for = read_wait_for(&mut r);
     r.finish();
     Some(BootJob {
         name: name?,
@@ -339,6 +386,39 @@ pub fn boot_from_block(block: &Block, errors: &mut Errors) -> Option<BootJob> {
         can_fail,
         timeout,
         stop,
+        wait_for,
         origin: Some(block.pos.clone()),
     })
+}
+
+/// `waitFor = ["db", "cache"]`: probe names, each at most once. Whether they name probes is
+/// checked once every block is read.
+fn read_wait_for(r: &mut Reader<'_>) -> Vec<(String, Pos)> {
+    let Some(v) = r.value("waitFor") else {
+        return Vec::new();
+    };
+    let items = match &v.value {
+        super::node::Value::Array(items) => items,
+        _ => {
+            // Reported by `string_list` (with its hint for a lone string).
+            r.string_list("waitFor");
+            return Vec::new();
+        }
+    };
+    if r.string_list("waitFor").is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<(String, Pos)> = Vec::new();
+    for item in items {
+        let super::node::Value::String(name) = &item.value else {
+            continue;
+        };
+        if let Some((_, first)) = out.iter().find(|(n, _)| n == name) {
+            let msg = format!("probe {name:?} is listed twice (first at column {})", first.col);
+            r.error(item.pos.clone(), "waitFor", msg);
+        } else {
+            out.push((name.clone(), item.pos.clone()));
+        }
+    }
+    out
 }

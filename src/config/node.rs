@@ -380,6 +380,51 @@ impl<'a> Reader<'a> {
         ));
     }
 
+    /// Which of two names to read for an attribute that mittnite also reads under an older,
+    /// deprecated name (`max_attempts` for `maxAttempts`): `old` alone is read, with one warning
+    /// naming `new`; both at once is an error naming both (and `new` is read); otherwise `new`.
+    pub fn renamed(&mut self, new: &'static str, old: &'static str) -> &'static str {
+        let find = |key: &str| {
+            self.block
+                .attrs
+                .iter()
+                .position(|a| a.key.eq_ignore_ascii_case(key))
+        };
+        match (find(new), find(old)) {
+            (_, None) => new,
+            (None, Some(i)) => {
+                let a = &self.block.attrs[i];
+                self.errors.warn(ConfigError::at(
+                    a.pos.clone(),
+                    format!(
+                        "{}: attribute {:?} is deprecated (mittnite's old name); read as {new:?}, \
+                         which is the name to use",
+                        self.block.title(),
+                        a.key
+                    ),
+                ));
+                old
+            }
+            (Some(j), Some(i)) => {
+                // Reported here, so not again as unknown.
+                self.used_attrs[i] = true;
+                let (a, b) = (&self.block.attrs[i], &self.block.attrs[j]);
+                self.errors.push(ConfigError::at(
+                    a.pos.clone(),
+                    format!(
+                        "{}: both {:?} (mittnite's deprecated name) and {:?} (line {}) are set; \
+                         keep only {new:?}",
+                        self.block.title(),
+                        a.key,
+                        b.key,
+                        b.pos.line
+                    ),
+                ));
+                new
+            }
+        }
+    }
+
     /// The raw attribute value for `key`, marking it used.
     pub fn value(&mut self, key: &'static str) -> Option<&'a Spanned> {
         self.known_attrs.push(key);

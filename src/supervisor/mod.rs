@@ -70,6 +70,9 @@ pub enum Cause {
     JobFailed(String),
     /// In the flags-only mode, the first command to end brings the others down.
     JobEnded(String),
+    /// The caller gave up on jobs it had held back (`up`: a probe a boot job waits for was not
+    /// ready in time); it knows why.
+    Aborted,
 }
 
 /// What happened in a phase; enough to choose gantry's exit code.
@@ -387,11 +390,37 @@ impl Supervisor {
 
     /// Starts every job of `kind` and follows them until the phase is over (see the module doc).
     pub async fn run_phase(&mut self, kind: Kind, opts: RunOptions) -> Report {
+        let (_, never) = mpsc::unbounded_channel();
+        self.run_phase_held(kind, opts, &[], never).await
+    }
+
+    /// [`Supervisor::run_phase`], except that the jobs named in `held` are not started with the
+    /// others: each starts when its name arrives on `release` (a boot job waiting for probes). A
+    /// held job keeps the phase open until it has started and ended. If `release` closes while
+    /// jobs are still held, the caller has given up on them: the phase shuts down
+    /// ([`Cause::Aborted`]) and they never start. After the shutdown has begun, releases are
+    /// ignored.
+    pub async fn run_phase_held(
+        &mut self,
+        kind: Kind,
+        opts: RunOptions,
+        held: &[String],
+        mut release: mpsc::UnboundedReceiver<String>,
+    ) -> Report {
         let members: Vec<usize> = (0..self.states.len())
             .filter(|&i| self.handle.jobs[i].kind == kind)
             .collect();
+        let mut waiting: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| held.contains(&self.handle.jobs[i].handle.name))
+            .collect();
+        let mut releasing = !waiting.is_empty();
         for &i in &members {
             let entry = &self.handle.jobs[i];
+            if waiting.contains(&i) {
+                continue;
+            }
             if entry.on_demand {
                 // A lazy job: its listeners start it on the first connection (maybe already).
                 self.states[i] = entry.handle.status().state;
@@ -409,7 +438,8 @@ impl Supervisor {
         };
         loop {
             let shutting_down = report.shutdown_at.is_some();
-            let live = members.iter().any(|&i| self.states[i].is_live());
+            let live = members.iter().any(|&i| self.states[i].is_live())
+                || (!shutting_down && !waiting.is_empty());
             // A job stopped on request, or a lazy job (idle, or failed and refusing connections
             // with a log line), holds gantry up.
             let held = members.iter().any(|&i| match self.states[i] {
@@ -421,6 +451,22 @@ impl Supervisor {
                 break;
             }
             tokio::select! {
+                released = release.recv(), if releasing => match released {
+                    Some(name) => {
+                        let found = waiting.iter().position(|&i| self.handle.jobs[i].handle.name == name);
+                        if let (Some(at), false) = (found, shutting_down) {
+                            let i = waiting.remove(at);
+                            self.handle.jobs[i].handle.send(Request::Start);
+                            self.states[i] = JobState::Starting;
+                        }
+                    }
+                    None => {
+                        releasing = false;
+                        if !waiting.is_empty() && !shutting_down {
+                            self.begin_shutdown(&mut report, Cause::Aborted);
+                        }
+                    }
+                },
                 Some(sig) = self.stops.recv() => {
                     if shutting_down {
                         tracing::warn!("received {} again: killing every job now", crate::signals::Name(sig));
