@@ -10,7 +10,6 @@ times in nanoseconds, one line per event, in the log file it is given.
   notify-no-watchdog LOG        send READY=1, then never WATCHDOG=1
   fd N LOG [DELAY]              write a line to fd N after DELAY
 """
-import http.server
 import os
 import signal
 import socket
@@ -35,6 +34,7 @@ def on_term(name, path, linger=0.3):
 
 
 def serve(port, handler_status):
+    import http.server  # here: slow to import, and most jobs do not serve
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             code = handler_status()
