@@ -530,9 +530,13 @@ pub fn is_same_or_descendant(pid: i32, ancestor: i32) -> bool {
             return false;
         };
         // The command name may contain spaces and parentheses; fields resume after the last ')'.
-        let parent = stat
-            .rfind(')')
-            .and_then(|at| stat[at + 1..].split_whitespace().nth(1)?.parse::<i32>().ok());
+        let parent = stat.rfind(')').and_then(|at| {
+            stat[at + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        });
         match parent {
             Some(p) => cur = p,
             None => return false,

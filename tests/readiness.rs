@@ -144,7 +144,11 @@ job "migrate" {{
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("starting job \"worker\": api ready"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("starting job \"worker\": api ready"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -218,11 +222,24 @@ job "after-silent" {{
     client.send_to(b"READY=1", &socket).expect("send");
     std::thread::sleep(std::time::Duration::from_millis(800));
     let out = gantry.stop();
-    assert_eq!(at(&log, "after-silent started"), None, "a stranger made the job ready");
-    assert!(out.stderr.contains("job \"svc\" status: warming up"), "{}", out.stderr);
-    assert!(out.stderr.contains("job \"svc\" is ready after"), "{}", out.stderr);
+    assert_eq!(
+        at(&log, "after-silent started"),
+        None,
+        "a stranger made the job ready"
+    );
     assert!(
-        out.stderr.contains("job \"silent\": refused a notify message from pid"),
+        out.stderr.contains("job \"svc\" status: warming up"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("job \"svc\" is ready after"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("job \"silent\": refused a notify message from pid"),
         "{}",
         out.stderr
     );
@@ -253,7 +270,11 @@ job "next" {{
     wait_until("next", || at(&log, "next started").is_some());
     let out = gantry.stop();
     assert!(at(&log, "next started") >= at(&log, "fd ready"));
-    assert!(out.stderr.contains("job \"s6\" is ready after"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("job \"s6\" is ready after"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -279,7 +300,8 @@ job "watched" {{
     wait_until("a restart", || count(&log, "watched started") >= 2);
     let out = gantry.stop();
     assert!(
-        out.stderr.contains("job \"watched\" missed its watchdog (no WATCHDOG=1 for 3s)"),
+        out.stderr
+            .contains("job \"watched\" missed its watchdog (no WATCHDOG=1 for 3s)"),
         "{}",
         out.stderr
     );
@@ -321,7 +343,8 @@ job "flaky" {{
     let starts = count(&log, "flaky started");
     assert!(starts >= 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("job \"flaky\" failed its liveness check 3 times in a row; restarting it"),
+        out.stderr
+            .contains("job \"flaky\" failed its liveness check 3 times in a row; restarting it"),
         "{}",
         out.stderr
     );
@@ -409,7 +432,11 @@ job "e" {
         format!("{f}:15:11: job \"d\": attribute \"after\": no job named \"nope\""),
         format!("{f}:20:11: ready check of job \"e\": probe URL htp//127.0.0.1:80/"),
     ] {
-        assert!(out.stderr.contains(&want), "missing {want:?} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(&want),
+            "missing {want:?} in:\n{}",
+            out.stderr
+        );
     }
     // gantry up refuses the same configuration before starting anything.
     let up = run(gantry(&["up", "-c", dir.str()]));
@@ -444,5 +471,10 @@ job "migrate" {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("ready on sd_notify READY=1; watchdog 30s"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("ready on sd_notify READY=1; watchdog 30s"),
+        "{}",
+        out.stdout
+    );
 }

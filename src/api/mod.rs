@@ -262,7 +262,10 @@ impl Shared {
             }
             // A running job counts once its own readiness check says so.
             if matches!(job.status.state, JobState::Running { .. }) && !job.status.ready {
-                return (false, format!("job {:?} is running but not ready", job.name));
+                return (
+                    false,
+                    format!("job {:?} is running but not ready", job.name),
+                );
             }
         }
         let results = self.probes.check(true, Duration::from_secs(1)).await;

@@ -352,7 +352,10 @@ pub fn describe_plan(plan: &Plan) -> String {
         }
         let layers = readiness::layers(plan);
         if layers.len() > 1 {
-            let _ = writeln!(out, "   start order (each layer once the one before is ready):");
+            let _ = writeln!(
+                out,
+                "   start order (each layer once the one before is ready):"
+            );
             for (i, layer) in layers.iter().enumerate() {
                 let _ = writeln!(out, "     {}. {}", i + 1, layer.join(", "));
             }

@@ -192,8 +192,14 @@ pub fn read_job(r: &mut Reader<'_>, name: Option<&str>) -> Readiness {
             None => DEFAULT_ALIVE_THRESHOLD,
             Some(n) if n >= 1 && n <= u32::MAX as i64 => n as u32,
             Some(n) => {
-                let pos = br.value("threshold").map_or(b.pos.clone(), |v| v.pos.clone());
-                br.error(pos, "threshold", format!("{n}: use a number of failures ≥ 1"));
+                let pos = br
+                    .value("threshold")
+                    .map_or(b.pos.clone(), |v| v.pos.clone());
+                br.error(
+                    pos,
+                    "threshold",
+                    format!("{n}: use a number of failures ≥ 1"),
+                );
                 DEFAULT_ALIVE_THRESHOLD
             }
         };
@@ -266,7 +272,10 @@ pub fn check_plan(plan: &Plan, errors: &mut Errors) {
             };
             for dep in list {
                 let message = if dep == &job.name {
-                    format!("job {:?}: attribute {attr:?}: a job cannot wait for itself", job.name)
+                    format!(
+                        "job {:?}: attribute {attr:?}: a job cannot wait for itself",
+                        job.name
+                    )
                 } else if index.contains_key(dep.as_str()) {
                     continue;
                 } else if plan.boot.iter().any(|b| &b.name == dep) {
@@ -279,7 +288,10 @@ pub fn check_plan(plan: &Plan, errors: &mut Errors) {
                     errors.push(
                         ConfigError::at(
                             pos.clone(),
-                            format!("job {:?}: attribute {attr:?}: no job named {dep:?}", job.name),
+                            format!(
+                                "job {:?}: attribute {attr:?}: no job named {dep:?}",
+                                job.name
+                            ),
                         )
                         .with_hint(super::node::suggest(dep, &names)),
                     );
@@ -449,23 +461,31 @@ mod tests {
     fn unknown_names_self_references_and_boot_jobs_are_errors() {
         let text = [
             "boot \"setup\" {\n  command = \"/bin/true\"\n}\n".to_string(),
-            job("api", "  after = [\"migrat\", \"api\"]\n  requires = [\"setup\"]\n"),
+            job(
+                "api",
+                "  after = [\"migrat\", \"api\"]\n  requires = [\"setup\"]\n",
+            ),
             job("migrate", ""),
         ]
         .concat();
         let errors = plan(&text).expect_err("invalid");
         let text = errors.to_string();
         assert!(
-            text.contains("deps.hcl:6:11: job \"api\": attribute \"after\": no job named \"migrat\"")
-                && text.contains("did you mean \"migrate\""),
+            text.contains(
+                "deps.hcl:6:11: job \"api\": attribute \"after\": no job named \"migrat\""
+            ) && text.contains("did you mean \"migrate\""),
             "{text}"
         );
         assert!(
-            text.contains("deps.hcl:6:11: job \"api\": attribute \"after\": a job cannot wait for itself"),
+            text.contains(
+                "deps.hcl:6:11: job \"api\": attribute \"after\": a job cannot wait for itself"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("deps.hcl:7:14: job \"api\": attribute \"requires\": \"setup\" is a boot job"),
+            text.contains(
+                "deps.hcl:7:14: job \"api\": attribute \"requires\": \"setup\" is a boot job"
+            ),
             "{text}"
         );
         // The self-reference is not also reported as a cycle.
@@ -494,7 +514,13 @@ mod tests {
             (alive.period, alive.threshold, alive.action),
             (Duration::from_secs(2), 4, AliveAction::Shutdown)
         );
-        assert_eq!(p.jobs[0].readiness.describe().map(|d| d.starts_with("ready when http")), Some(true));
+        assert_eq!(
+            p.jobs[0]
+                .readiness
+                .describe()
+                .map(|d| d.starts_with("ready when http")),
+            Some(true)
+        );
     }
 
     #[test]

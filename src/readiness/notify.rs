@@ -127,9 +127,9 @@ pub async fn watch(job: String, socket: Arc<NotifySocket>, pid: i32, report: Rep
     let mut buf = vec![0u8; 4096];
     loop {
         let got = match socket.sock.readable().await {
-            Ok(()) => socket
-                .sock
-                .try_io(Interest::READABLE, || sys::recv_with_pid(&socket.sock, &mut buf)),
+            Ok(()) => socket.sock.try_io(Interest::READABLE, || {
+                sys::recv_with_pid(&socket.sock, &mut buf)
+            }),
             Err(e) => Err(e),
         };
         let (n, sender) = match got {
@@ -186,7 +186,10 @@ mod tests {
     #[tokio::test]
     async fn only_the_jobs_own_processes_are_heard() {
         let socket = Arc::new(NotifySocket::bind("unit test/job").expect("bind"));
-        assert!(socket.path().to_string_lossy().ends_with("unit_test_job.notify"));
+        assert!(socket
+            .path()
+            .to_string_lossy()
+            .ends_with("unit_test_job.notify"));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let report: Report = Arc::new(move |e| {
             let _ = tx.send(e);
@@ -195,9 +198,7 @@ mod tests {
         let me = std::process::id() as i32;
         let task = tokio::spawn(watch("t".into(), socket.clone(), me, report.clone()));
         let client = std::os::unix::net::UnixDatagram::unbound().expect("client");
-        client
-            .send_to(b"READY=1\n", socket.path())
-            .expect("send");
+        client.send_to(b"READY=1\n", socket.path()).expect("send");
         assert_eq!(rx.recv().await, Some(Event::Ready));
         task.abort();
         let _ = task.await;
@@ -209,11 +210,13 @@ mod tests {
             .expect("sleep");
         let task = tokio::spawn(watch("t".into(), socket.clone(), other.id() as i32, report));
         client.send_to(b"READY=1\n", socket.path()).expect("send");
-        let quiet =
-            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await;
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await;
         let _ = other.kill();
         let _ = other.wait();
-        assert!(quiet.is_err(), "a stranger's READY=1 was accepted: {quiet:?}");
+        assert!(
+            quiet.is_err(),
+            "a stranger's READY=1 was accepted: {quiet:?}"
+        );
         task.abort();
         let path = socket.path().to_path_buf();
         drop(socket);

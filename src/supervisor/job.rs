@@ -426,73 +426,74 @@ impl Actor {
                     None => (None, None, 0),
                 };
                 let notify_fd = write.as_ref().map(|w| (w.as_raw_fd(), at));
-                let child =
-                    self.ctx
-                        .launcher
-                        .launch(&self.def.name, &command, &self.def.sockets, notify_fd)?;
+                let child = self.ctx.launcher.launch(
+                    &self.def.name,
+                    &command,
+                    &self.def.sockets,
+                    notify_fd,
+                )?;
                 // The process has its copy of the write end; ours must go, so that the pipe ends
                 // when the process does.
                 drop(write);
                 Ok((child, read))
             });
-            let status =
-                match launched {
-                    Ok((child, read)) => {
-                        tracing::info!("{kind} {name:?} started (pid {})", child.pid);
-                        self.set(JobState::Running {
-                            pid: child.pid,
-                            since: started,
-                        });
-                        answer(reply.take(), Ok(self.state()));
-                        let mut watchers = self.watch_run(child.pid, read);
-                        if self.ready_at_start() {
-                            self.watch_alive(child.pid, &mut watchers);
+            let status = match launched {
+                Ok((child, read)) => {
+                    tracing::info!("{kind} {name:?} started (pid {})", child.pid);
+                    self.set(JobState::Running {
+                        pid: child.pid,
+                        since: started,
+                    });
+                    answer(reply.take(), Ok(self.state()));
+                    let mut watchers = self.watch_run(child.pid, read);
+                    if self.ready_at_start() {
+                        self.watch_alive(child.pid, &mut watchers);
+                    }
+                    match self.supervise(child, watchers, started).await {
+                        Ran::Exited(status) => status,
+                        Ran::TimedOut(status) => {
+                            self.record_exit(status);
+                            tracing::error!(
+                                "{kind} {name:?} timed out after {:?} ({status})",
+                                self.def.timeout.unwrap_or_default()
+                            );
+                            self.set(JobState::Failed(status));
+                            return;
                         }
-                        match self.supervise(child, watchers, started).await {
-                            Ran::Exited(status) => status,
-                            Ran::TimedOut(status) => {
-                                self.record_exit(status);
-                                tracing::error!(
-                                    "{kind} {name:?} timed out after {:?} ({status})",
-                                    self.def.timeout.unwrap_or_default()
-                                );
-                                self.set(JobState::Failed(status));
-                                return;
-                            }
-                            Ran::Stopped(status) => {
-                                self.record_exit(status);
-                                tracing::info!("{kind} {name:?} stopped ({status})");
-                                self.set(if self.def.policy.on_demand {
-                                    JobState::Idle
-                                } else {
-                                    JobState::Stopped(Some(status))
-                                });
-                                return;
-                            }
-                            Ran::FailedStart(status, again) => {
-                                self.record_exit(status);
-                                wanted = again;
-                                if status.success() {
-                                    ExitStatus::Code(1)
-                                } else {
-                                    status
-                                }
-                            }
-                            Ran::Restarted(status) => {
-                                self.record_exit(status);
-                                tracing::info!("{kind} {name:?} restarting on request ({status})");
-                                continue;
+                        Ran::Stopped(status) => {
+                            self.record_exit(status);
+                            tracing::info!("{kind} {name:?} stopped ({status})");
+                            self.set(if self.def.policy.on_demand {
+                                JobState::Idle
+                            } else {
+                                JobState::Stopped(Some(status))
+                            });
+                            return;
+                        }
+                        Ran::FailedStart(status, again) => {
+                            self.record_exit(status);
+                            wanted = again;
+                            if status.success() {
+                                ExitStatus::Code(1)
+                            } else {
+                                status
                             }
                         }
+                        Ran::Restarted(status) => {
+                            self.record_exit(status);
+                            tracing::info!("{kind} {name:?} restarting on request ({status})");
+                            continue;
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(
-                            "{kind} {name:?}: cannot start {:?}: {e}",
-                            self.def.command.program
-                        );
-                        ExitStatus::from_spawn_error(&e)
-                    }
-                };
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "{kind} {name:?}: cannot start {:?}: {e}",
+                        self.def.command.program
+                    );
+                    ExitStatus::from_spawn_error(&e)
+                }
+            };
             self.record_exit(status);
             let decision = self
                 .history
@@ -607,7 +608,12 @@ impl Actor {
 
     /// Waits for the run to end, for a request, for the timeout, or for the job's readiness and
     /// liveness sources (`watchers`) to report.
-    async fn supervise(&mut self, mut child: Child, mut watchers: Watchers, started: Instant) -> Ran {
+    async fn supervise(
+        &mut self,
+        mut child: Child,
+        mut watchers: Watchers,
+        started: Instant,
+    ) -> Ran {
         let name = self.def.name.clone();
         let watchdog = self.def.readiness.watchdog;
         let mut watchdog_at = watchdog.map(|w| started + w);

@@ -352,7 +352,12 @@ impl Supervisor {
                 .readiness
                 .deps()
                 .into_iter()
-                .filter_map(|d| Some((*names.get(d)?, def.readiness.requires.iter().any(|r| r == d))))
+                .filter_map(|d| {
+                    Some((
+                        *names.get(d)?,
+                        def.readiness.requires.iter().any(|r| r == d),
+                    ))
+                })
                 .collect();
             if def.checks.ready.is_none() && def.checks.alive.is_none() {
                 match crate::readiness::Checks::build(&def.readiness, &reaper) {
@@ -439,9 +444,10 @@ impl Supervisor {
             if self.stop_sent[i] {
                 continue;
             }
-            let needed = jobs.iter().enumerate().any(|(j, e)| {
-                self.states[j].is_live() && e.deps.iter().any(|&(d, _)| d == i)
-            });
+            let needed = jobs
+                .iter()
+                .enumerate()
+                .any(|(j, e)| self.states[j].is_live() && e.deps.iter().any(|&(d, _)| d == i));
             if !needed {
                 self.stop_sent[i] = true;
                 jobs[i].handle.send(Request::Stop);
@@ -490,7 +496,9 @@ impl Supervisor {
                     let (name, dep) = (&entry.handle.name, &jobs[d].handle.name);
                     if waiting[i] {
                         waiting[i] = false;
-                        tracing::warn!("job {name:?} will not start: it requires {dep:?}, which failed");
+                        tracing::warn!(
+                            "job {name:?} will not start: it requires {dep:?}, which failed"
+                        );
                     } else if self.states[i].is_live() {
                         tracing::warn!("stopping job {name:?}: it requires {dep:?}, which failed");
                         entry.handle.send(Request::Stop);

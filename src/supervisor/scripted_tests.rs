@@ -743,21 +743,39 @@ async fn a_job_starts_only_once_the_job_it_comes_after_is_ready() {
     let api_pid = api.state.pid().expect("api runs");
     // A report about another process is not about this run.
     let jobs = handle.clone();
-    jobs.request("api", Request::Readiness { pid: api_pid + 77, event: Event::Ready })
-        .await
-        .expect("answered");
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid + 77,
+            event: Event::Ready,
+        },
+    )
+    .await
+    .expect("answered");
     settle().await;
     assert_eq!(launched(&launcher), 1);
-    jobs.request("api", Request::Readiness { pid: api_pid, event: Event::Ready })
-        .await
-        .expect("answered");
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid,
+            event: Event::Ready,
+        },
+    )
+    .await
+    .expect("answered");
     settle().await;
     assert!(handle.status("api").expect("api").status.ready);
     assert_eq!(launched(&launcher), 2, "worker started once api was ready");
     // RELOADING=1 makes api not ready; worker keeps running.
-    jobs.request("api", Request::Readiness { pid: api_pid, event: Event::Reloading })
-        .await
-        .expect("answered");
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid,
+            event: Event::Reloading,
+        },
+    )
+    .await
+    .expect("answered");
     settle().await;
     assert!(!handle.status("api").expect("api").status.ready);
     assert!(handle.status("worker").expect("w").status.ready);
@@ -772,7 +790,11 @@ async fn a_failed_one_time_dependency_stops_the_chain_with_its_code() {
     migrate.policy.one_time = true;
     let mut sup = supervisor(
         &launcher,
-        vec![migrate, dependent("api", &["migrate"], &[]), dependent("worker", &["api"], &[])],
+        vec![
+            migrate,
+            dependent("api", &["migrate"], &[]),
+            dependent("worker", &["api"], &[]),
+        ],
     );
     let report = sup.run_phase(Kind::Job, RunOptions::default()).await;
     assert_eq!(report.cause, Cause::JobFailed("migrate".into()));
@@ -792,7 +814,10 @@ async fn a_completed_one_time_job_releases_its_dependents() {
     assert_eq!(report.cause, Cause::AllEnded);
     let launches = launcher.launches();
     // migrate (pid 1000) first, api (1001) once it had completed.
-    assert_eq!(launches.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![1000, 1001]);
+    assert_eq!(
+        launches.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![1000, 1001]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -802,7 +827,11 @@ async fn a_job_whose_required_job_fails_for_good_is_stopped_and_never_restarted(
     db.can_fail = true;
     let mut sup = supervisor(
         &launcher,
-        vec![db, dependent("api", &[], &["db"]), dependent("cron", &["db"], &[])],
+        vec![
+            db,
+            dependent("api", &[], &["db"]),
+            dependent("cron", &["db"], &[]),
+        ],
     );
     let handle = sup.handle();
     let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
@@ -811,9 +840,18 @@ async fn a_job_whose_required_job_fails_for_good_is_stopped_and_never_restarted(
     // db dies and may not be restarted (one attempt): api (requires) is stopped, cron (after) runs on.
     launcher.signal(1000, libc::SIGKILL, true);
     settle().await;
-    assert!(matches!(handle.status("db").expect("db").status.state, JobState::Failed(_)));
-    assert!(matches!(handle.status("api").expect("api").status.state, JobState::Stopped(_)));
-    assert!(matches!(handle.status("cron").expect("cron").status.state, JobState::Running { .. }));
+    assert!(matches!(
+        handle.status("db").expect("db").status.state,
+        JobState::Failed(_)
+    ));
+    assert!(matches!(
+        handle.status("api").expect("api").status.state,
+        JobState::Stopped(_)
+    ));
+    assert!(matches!(
+        handle.status("cron").expect("cron").status.state,
+        JobState::Running { .. }
+    ));
     handle.shutdown(libc::SIGTERM);
     let report = phase.await.expect("phase");
     assert_eq!(report.cause, Cause::Signal(libc::SIGTERM));
@@ -835,7 +873,15 @@ async fn the_shutdown_stops_dependents_before_what_they_depend_on() {
     let handle = sup.handle();
     let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
     settle().await;
-    let pid = |n: &str| handle.status(n).expect("job").status.state.pid().expect("runs");
+    let pid = |n: &str| {
+        handle
+            .status(n)
+            .expect("job")
+            .status
+            .state
+            .pid()
+            .expect("runs")
+    };
     let (db, api, worker, other) = (pid("db"), pid("api"), pid("worker"), pid("other"));
     let t0 = Instant::now();
     handle.shutdown(libc::SIGTERM);
@@ -868,18 +914,27 @@ async fn a_missed_watchdog_restarts_the_job_and_counts_as_a_failure() {
     for _ in 0..2 {
         tokio::time::sleep(secs(4)).await;
         handle
-            .request(Request::Readiness { pid, event: Event::Watchdog })
+            .request(Request::Readiness {
+                pid,
+                event: Event::Watchdog,
+            })
             .await
             .expect("answered");
     }
     tokio::time::sleep(Duration::from_millis(4900)).await;
     assert_eq!(launched(&launcher), 1);
     let state = until(&handle, |s| matches!(s, JobState::BackingOff { .. })).await;
-    assert!(matches!(state, JobState::BackingOff { attempt: 1, .. }), "{state:?}");
+    assert!(
+        matches!(state, JobState::BackingOff { attempt: 1, .. }),
+        "{state:?}"
+    );
     let signals = launcher.signals();
     assert_eq!(signals.len(), 1);
     assert_eq!(signals[0].2 - launcher.launches()[0].1, secs(13));
-    until(&handle, |s| matches!(s, JobState::Running { pid: 1001, .. })).await;
+    until(&handle, |s| {
+        matches!(s, JobState::Running { pid: 1001, .. })
+    })
+    .await;
 }
 
 /// A probe that always passes: the liveness reports come from the test.
@@ -921,13 +976,24 @@ async fn a_failed_liveness_check_restarts_ignores_or_shuts_down_as_configured() 
         handle.request(Request::Start).await.expect("start");
         let pid = handle.status().state.pid().expect("runs");
         handle
-            .request(Request::Readiness { pid, event: Event::NotAlive })
+            .request(Request::Readiness {
+                pid,
+                event: Event::NotAlive,
+            })
             .await
             .expect("answered");
         settle().await;
         let state = handle.status().state;
         // One attempt allowed: the liveness restart counts, so the job has failed for good.
-        assert_eq!(matches!(state, JobState::Failed(_)), restarts, "{action:?}: {state:?}");
-        assert_eq!(stops.try_recv().ok(), shutdown.then_some(libc::SIGTERM), "{action:?}");
+        assert_eq!(
+            matches!(state, JobState::Failed(_)),
+            restarts,
+            "{action:?}: {state:?}"
+        );
+        assert_eq!(
+            stops.try_recv().ok(),
+            shutdown.then_some(libc::SIGTERM),
+            "{action:?}"
+        );
     }
 }
