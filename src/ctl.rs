@@ -508,6 +508,7 @@ async fn dispatch(args: &CtlArgs) -> Result<i32, Failure> {
                 let rows = vec![
                     vec!["name".into(), show(&j["name"])],
                     vec!["state".into(), show(&j["description"])],
+                    vec!["ready".into(), show(&j["ready"])],
                     vec!["pid".into(), show(&j["pid"])],
                     vec!["uptime".into(), uptime(&j["uptime_seconds"])],
                     vec!["starts".into(), show(&j["starts"])],

@@ -178,6 +178,7 @@ pub fn jobs(args: &InitArgs, words: &[String]) -> Vec<JobSpec> {
                 controllable: false,
                 stop: stop.clone(),
                 watches: args.sentinel.specs(),
+                readiness: Default::default(),
                 origin: None,
             }
         })

@@ -25,6 +25,7 @@
 //! | `render` | rendering `file` blocks: tera templates, the sprig-like library, atomic writes, the render phase |
 //! | `watch` | change detection and the reload sequence; go-init-sentinel's flags |
 //! | `probe_phase` | phase 3 of `up`: waiting for `wait = true` probes (probes live in `gantry-probes`) |
+//! | `readiness` | a job's own readiness and liveness sources while it runs: `ready`/`alive` probes, sd_notify sockets, s6 notification fds |
 //! | `lazy` | `listen` blocks: listeners, starting lazy jobs on connection, cool-down, the proxy, socket activation |
 //! | `api` | `up --api`: the control API (mittnite's `/v1`, gantry's `/v2`) and `up -p`'s status, health and metrics port |
 //! | `metrics` | the Prometheus text encoder and gantry's own process figures |
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod output;
 pub mod pidfile;
 pub mod probe_phase;
+pub mod readiness;
 pub mod reaper;
 pub mod render;
 pub mod renderfiles_cmd;

@@ -62,6 +62,19 @@ fn build(p: &ProbeBlock, launcher: &Arc<dyn Launcher>) -> Result<BoxProbe, SpecE
     }
 }
 
+/// The probe for `target`, exec probes run through `reaper` (a job's `ready` and `alive` checks).
+pub fn build_target(target: &Target, reaper: &Arc<Reaper>) -> Result<BoxProbe, SpecError> {
+    let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
+    match target.clone().backend {
+        Backend::Exec(t) => Ok(Box::new(ExecProbe::with_launcher(
+            t,
+            target.timeout,
+            launcher,
+        ))),
+        _ => target.clone().into_probe(),
+    }
+}
+
 /// The probe for `p`, exec probes run through `reaper` (for the API's `/status` and `/readyz`).
 pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProbe, SpecError> {
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));

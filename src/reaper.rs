@@ -123,8 +123,10 @@ impl Reaper {
         // Until the fork, keep every descriptor below the passed sockets' last number busy, so
         // that std's exec-error pipe cannot be given one that the child's dup2 would replace.
         let mut held = Vec::new();
-        if let Some(pass) = &pass {
-            let end = 3 + pass.count() as i32;
+        // The same for a readiness descriptor's number (s6's notification-fd).
+        let end = pass.as_ref().map_or(0, |p| 3 + p.count() as i32);
+        let end = end.max(setup.notify_fd.map_or(0, |(_, at)| at + 1));
+        if end > 0 {
             loop {
                 let f = std::fs::File::open("/dev/null")?;
                 if f.as_raw_fd() >= end {
@@ -298,6 +300,7 @@ pub async fn run_captured(reaper: &Reaper, spec: &CommandSpec) -> io::Result<Cap
     let setup = ChildSetup {
         new_process_group: true,
         foreground: false,
+        ..Default::default()
     };
     let spawned = reaper.spawn(spec, setup, Stdio::piped(), Stdio::piped())?;
     let mut guard = KillGroupOnDrop(Some(spawned.pid));

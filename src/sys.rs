@@ -261,6 +261,9 @@ pub struct ChildSetup {
     pub new_process_group: bool,
     /// Make that group the foreground group of the terminal on stdin (so Ctrl-C reaches it).
     pub foreground: bool,
+    /// s6's notification-fd: `(descriptor, number)` puts this descriptor of gantry's (the write end
+    /// of a readiness pipe) at `number` in the child.
+    pub notify_fd: Option<(i32, i32)>,
 }
 
 /// Arranges for `cmd`'s child to start with gantry's process model: own process group, optional
@@ -341,6 +344,14 @@ pub fn prepare_child(cmd: &mut Command, setup: ChildSetup, mut pass: Option<Pass
                 // `ptrs` holds the addresses of the strings in `block` (this process's copy of
                 // both, made by fork at the same addresses) and ends with a null pointer.
                 environ = pass.ptrs.as_ptr() as *const *const libc::c_char;
+            }
+            if let Some((fd, at)) = setup.notify_fd {
+                if fd == at {
+                    // Already in place: only let it survive the exec.
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                } else if libc::dup2(fd, at) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
             }
         }
         Ok(())
@@ -432,4 +443,104 @@ pub fn write_fd(fd: i32, buf: &[u8]) -> io::Result<usize> {
             return Err(err);
         }
     }
+}
+
+/// A readiness pipe for s6's notification-fd protocol: the read end (non-blocking) for gantry and
+/// the write end for the child, both close-on-exec, the write end moved to a descriptor of at least
+/// 64 so that the child's socket-activation descriptors (fd 3 onward) cannot land on it.
+pub fn notify_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array, which lives for the whole call.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The child's end blocks (a job writing its line should not see EAGAIN).
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(write.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(write.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we then own.
+    let high = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 64) };
+    if high == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `high` was just created.
+    Ok((read, unsafe { OwnedFd::from_raw_fd(high) }))
+}
+
+/// Asks the kernel to attach the sender's credentials to every datagram `fd` receives
+/// (`SO_PASSCRED`), so that [`recv_with_pid`] can say who sent it.
+pub fn pass_credentials(fd: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one int from a live local.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one datagram without blocking, with the sender's pid from its `SCM_CREDENTIALS`
+/// (`None` when the kernel attached none). `WouldBlock` when nothing is queued.
+pub fn recv_with_pid(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Option<i32>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    let mut space = nix::cmsg_space!(libc::ucred);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let mut pid = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            if let ControlMessageOwned::ScmCredentials(creds) = cmsg {
+                pid = Some(creds.pid());
+            }
+        }
+    }
+    Ok((msg.bytes, pid))
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants now, read from /proc (a process that has
+/// already exited is neither).
+pub fn is_same_or_descendant(pid: i32, ancestor: i32) -> bool {
+    let mut cur = pid;
+    for _ in 0..64 {
+        if cur == ancestor {
+            return true;
+        }
+        if cur <= 1 {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{cur}/stat")) else {
+            return false;
+        };
+        // The command name may contain spaces and parentheses; fields resume after the last ')'.
+        let parent = stat.rfind(')').and_then(|at| {
+            stat[at + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        });
+        match parent {
+            Some(p) => cur = p,
+            None => return false,
+        }
+    }
+    false
 }

@@ -24,6 +24,7 @@ fn job(name: &str, script: String, attempts: Attempts) -> JobDef {
         controllable: true,
         stop: StopSpec::new(libc::SIGTERM, Duration::from_secs(5)),
         watches: Vec::new(),
+        readiness: Default::default(),
         origin: None,
     })
 }

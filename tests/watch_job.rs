@@ -66,6 +66,7 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
                 foreground: false,
             }),
             forward_to_group: true,
+            shutdown: None,
         };
         let script = format!(
             "trap 'echo hup >> {log}' HUP; echo > {ready}; while :; do sleep 1 & wait $!; done",
@@ -83,6 +84,8 @@ fn a_watch_reloads_a_supervised_job_through_the_reaper() {
             can_fail: false,
             controllable: false,
             sockets: Default::default(),
+            readiness: Default::default(),
+            checks: Default::default(),
         };
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
         let handle = job::spawn(def, ctx, ev_tx);

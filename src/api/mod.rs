@@ -260,6 +260,13 @@ impl Shared {
                     format!("job {:?} is {}", job.name, job.status.state.name()),
                 );
             }
+            // A running job counts once its own readiness check says so.
+            if matches!(job.status.state, JobState::Running { .. }) && !job.status.ready {
+                return (
+                    false,
+                    format!("job {:?} is running but not ready", job.name),
+                );
+            }
         }
         let results = self.probes.check(true, Duration::from_secs(1)).await;
         if let Some(bad) = results.iter().find(|r| !r.ok) {

@@ -415,6 +415,7 @@ pub fn job_json(shared: &Shared, i: usize, job: &JobSummary) -> Value {
         "description": st.state.to_string(),
         "pid": st.state.pid(),
         "running": is_running(&st.state),
+        "ready": st.ready,
         "starts": st.starts,
         "restarts": st.restarts,
         "last_exit": exit_json(st.last_exit),

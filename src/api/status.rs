@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `/status` | mittnite's: every probe run at once (1 s in all), `{"probes":{NAME:{"ok","message"}}}`, 200 if all ok else 503 |
 //! | `/healthz` | 200 `ok` while gantry's supervisor answers (its runtime is alive) |
-//! | `/readyz` | 200 once the run phase is reached, every job of it is running or completed and every `wait` probe passes; else 503 with the reason |
+//! | `/readyz` | 200 once the run phase is reached, every job of it is running and ready (its own readiness check passed; `docs/readiness.md`) or completed and every `wait` probe passes; else 503 with the reason |
 //! | `/metrics` | Prometheus text: jobs, probes, gantry's own memory and descriptors |
 //!
 //! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
@@ -124,6 +124,18 @@ pub fn render_metrics(shared: &Shared) -> String {
             "gantry_job_up",
             &[("job", &j.name)],
             if up { 1.0 } else { 0.0 },
+        );
+    }
+    t.family(
+        "gantry_job_ready",
+        MKind::Gauge,
+        "Whether the job runs and is ready (its ready check passed, READY=1, its fd line; or it has no check).",
+    );
+    for j in &jobs {
+        t.sample(
+            "gantry_job_ready",
+            &[("job", &j.name)],
+            if j.status.ready { 1.0 } else { 0.0 },
         );
     }
     t.family(

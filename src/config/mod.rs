@@ -17,6 +17,7 @@ pub mod lazy;
 pub mod model;
 pub mod node;
 pub mod probe;
+pub mod readiness;
 pub mod settings;
 pub mod watch;
 
@@ -241,6 +242,7 @@ pub fn build_plan(blocks: &[Block], errors: &mut Errors) -> Plan {
     }
     lazy::check_plan(&plan, errors);
     check_wait_for(&plan, &probe_names, errors);
+    readiness::check_plan(&plan, errors);
     plan.warnings = errors.warnings().to_vec();
     plan
 }
@@ -406,11 +408,39 @@ pub fn describe_plan(plan: &Plan) -> String {
             for line in lazy::describe(plan.listeners.iter().find(|l| l.job == j.name)) {
                 let _ = writeln!(out, "     {line}");
             }
+            let r = &j.readiness;
+            if !r.after.is_empty() {
+                let _ = writeln!(out, "     after: {}", r.after.join(", "));
+            }
+            if !r.requires.is_empty() {
+                let _ = writeln!(out, "     requires: {}", r.requires.join(", "));
+            }
+            if let Some(how) = r.describe() {
+                let _ = writeln!(out, "     {how}");
+            }
+            if let Some(alive) = &r.alive {
+                let _ = writeln!(out, "     {}", readiness::describe_alive(alive));
+            }
+        }
+        let layers = readiness::layers(plan);
+        if layers.len() > 1 {
+            let _ = writeln!(
+                out,
+                "   start order (each layer once the one before is ready):"
+            );
+            for (i, layer) in layers.iter().enumerate() {
+                let _ = writeln!(out, "     {}. {}", i + 1, layer.join(", "));
+            }
         }
     }
     let _ = writeln!(
         out,
-        "5. shutdown: on SIGTERM/SIGINT or when a job that may not fail gives up"
+        "5. shutdown: on SIGTERM/SIGINT or when a job that may not fail gives up{}",
+        if readiness::layers(plan).len() > 1 {
+            "; a job stops only after every job that waits for it has stopped"
+        } else {
+            ""
+        }
     );
     out
 }

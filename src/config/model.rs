@@ -117,6 +117,8 @@ pub struct JobSpec {
     pub stop: StopSpec,
     /// Reload on change: the job's `watch` blocks.
     pub watches: Vec<super::watch::WatchSpec>,
+    /// Readiness, liveness and dependencies (`config::readiness`).
+    pub readiness: super::readiness::Readiness,
     /// Where the block was written, for messages.
     pub origin: Option<Pos>,
 }
@@ -351,6 +353,7 @@ pub fn job_from_block(
         watches.extend(super::watch::watch_from_block(&b, r.errors()));
     }
     listeners.extend(super::lazy::read_job(&mut r, name.as_deref()));
+    let readiness = super::readiness::read_job(&mut r, name.as_deref());
     r.finish();
     Some(JobSpec {
         name: name?,
@@ -362,6 +365,7 @@ pub fn job_from_block(
         controllable,
         stop,
         watches,
+        readiness,
         origin: Some(block.pos.clone()),
     })
 }

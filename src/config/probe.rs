@@ -68,15 +68,32 @@ pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock
     };
     let mut r = Reader::new(block, errors);
     let wait = r.bool("wait").unwrap_or(false);
+    let target = read_target(&mut r, &name, "probe");
+    r.finish();
+    let target = target?;
+    Some(ProbeBlock {
+        name,
+        wait,
+        target,
+        pos: block.pos.clone(),
+    })
+}
+
+/// Reads what a probe checks from the block `r` reads — `url = "..."`, `filesystem = "PATH"` or one
+/// backend block — and resolves it (`ENV:` values, defaults, durations). `what` names the block in
+/// messages (`probe`, `ready`, `alive`). The caller reads its own attributes and calls `finish`.
+/// Shared by `probe` blocks and a job's `ready` and `alive` blocks.
+pub fn read_target(r: &mut Reader<'_>, name: &str, what: &str) -> Option<Target> {
+    let block_pos = r.block().pos.clone();
     let mut found: Vec<(ProbeSpec, Pos)> = Vec::new();
     if let Some(path) = r.string("filesystem") {
         let pos = r
             .value("filesystem")
-            .map_or(block.pos.clone(), |v| v.pos.clone());
+            .map_or(block_pos.clone(), |v| v.pos.clone());
         found.push((ProbeSpec::Filesystem(path), pos));
     }
     if let Some(url) = r.string("url") {
-        let pos = r.value("url").map_or(block.pos.clone(), |v| v.pos.clone());
+        let pos = r.value("url").map_or(block_pos.clone(), |v| v.pos.clone());
         found.push((ProbeSpec::Url(ProbeUrl::new(url)), pos));
     }
     for kind in BACKENDS {
@@ -85,15 +102,13 @@ pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock
             found.push((spec, sub.pos.clone()));
         }
     }
-    r.finish();
-
-    let (spec, _) = match found.len() {
+    let (spec, pos) = match found.len() {
         1 => found.remove(0),
         0 => {
-            errors.push(ConfigError::at(
-                block.pos.clone(),
+            r.errors().push(ConfigError::at(
+                block_pos,
                 format!(
-                    "probe {name:?} says nothing to check: give url = \"...\", filesystem = \"PATH\" \
+                    "{what} {name:?} says nothing to check: give url = \"...\", filesystem = \"PATH\" \
                      or one of the blocks {}",
                     BACKENDS.join(", ")
                 ),
@@ -102,31 +117,32 @@ pub fn probe_from_block(block: &Block, errors: &mut Errors) -> Option<ProbeBlock
         }
         _ => {
             let (_, second) = &found[1];
-            errors.push(ConfigError::at(
+            r.errors().push(ConfigError::at(
                 second.clone(),
-                format!("probe {name:?} checks more than one thing; use one probe block for each"),
+                format!("{what} {name:?} checks more than one thing; use one probe block for each"),
             ));
             return None;
         }
     };
     // Resolved once, now, so that a bad value is reported with its place, by `gantry check` too.
-    // A backend left out of this build (a slim build's cargo features) is refused here too.
-    let target = match spec
-        .resolve(&name)
+    // A `probe` block's errors point at the block (as they always have); a job's `ready`/`alive`
+    // at the attribute or backend block that is wrong. A backend left out of this build (a slim
+    // build's cargo features) is refused here too.
+    match spec
+        .resolve(name)
         .and_then(|t| t.check_compiled().map(|()| t))
     {
-        Ok(target) => target,
-        Err(e) => {
-            errors.push(ConfigError::at(block.pos.clone(), e.to_string()));
-            return None;
+        Ok(target) => Some(target),
+        Err(e) if what == "probe" => {
+            r.errors().push(ConfigError::at(block_pos, e.to_string()));
+            None
         }
-    };
-    Some(ProbeBlock {
-        name,
-        wait,
-        target,
-        pos: block.pos.clone(),
-    })
+        Err(e) => {
+            r.errors()
+                .push(ConfigError::at(pos, format!("{what} {name:?}: {e}")));
+            None
+        }
+    }
 }
 
 fn read_backend(kind: &str, block: &Block, errors: &mut Errors) -> ProbeSpec {

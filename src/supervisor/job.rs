@@ -27,6 +27,7 @@
 //! those runs, so `maxAttempts` still ends a lazy job that cannot start. [`Request::FailStart`] is how
 //! a listener reports a spin-up that timed out: the process is stopped and the run counts as failed.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +37,11 @@ use tokio::time::Instant;
 use super::policy::{Decision, History, Policy};
 use super::process::{Child, Launcher, Sockets};
 use super::state::{JobState, JobStatus};
+use crate::config::readiness::{AliveAction, Notify, Readiness};
 use crate::config::{Attempts, CommandSpec, StopSpec};
 use crate::exit::{self, ExitStatus};
+use crate::readiness::notify::NotifySocket;
+use crate::readiness::{Checks, Event, Watchers};
 
 /// Which phase a job belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,10 @@ pub struct JobDef {
     pub controllable: bool,
     /// Listening sockets passed to each of its processes (socket activation; usually none).
     pub sockets: Sockets,
+    /// Its readiness, liveness and dependencies, as configured.
+    pub readiness: Readiness,
+    /// The probes of its `ready` and `alive` checks, built by the supervisor.
+    pub checks: Checks,
 }
 
 /// What the rest of gantry may ask of a job.
@@ -103,6 +111,9 @@ pub enum Request {
     /// A lazy job's listeners started (`Some(when it fires)`) or cancelled its cool-down: shown in
     /// its status while the process runs, nothing else.
     CoolDown(Option<Instant>),
+    /// A readiness or liveness source (`crate::readiness`) reports about process `pid`; ignored
+    /// when that process is no longer the job's.
+    Readiness { pid: i32, event: Event },
 }
 
 /// Why a request was refused.
@@ -164,6 +175,8 @@ pub struct ActorCtx {
     pub launcher: Arc<dyn Launcher>,
     /// Forwarded signals go to the job's process group (default) or only to its main process.
     pub forward_to_group: bool,
+    /// Where an `alive` check with `action = "shutdown"` asks for the shutdown (SIGTERM).
+    pub shutdown: Option<mpsc::UnboundedSender<i32>>,
 }
 
 /// Starts the actor task of `def`, in [`JobState::NotStarted`]. Every state change is also sent on
@@ -186,6 +199,8 @@ pub fn spawn(
     };
     let actor = Actor {
         history: History::new(&def.policy),
+        mailbox: handle.tx.downgrade(),
+        notify: None,
         def,
         ctx,
         rx,
@@ -203,6 +218,11 @@ struct Actor {
     status: watch::Sender<JobStatus>,
     events: mpsc::UnboundedSender<(String, JobState)>,
     history: History,
+    /// The actor's own mailbox, for its readiness sources (weak: the actor must still see every
+    /// handle go).
+    mailbox: mpsc::WeakUnboundedSender<Envelope>,
+    /// With `notify = "systemd"`: the job's notify socket, bound at its first start.
+    notify: Option<Arc<NotifySocket>>,
 }
 
 /// How one run of the process ended.
@@ -241,16 +261,119 @@ impl Actor {
             before.name(),
             state.name()
         );
+        let ready_at_start = self.ready_at_start();
         self.status.send_modify(|s| {
             if let JobState::Running { .. } = state {
                 s.starts = s.starts.saturating_add(1);
                 s.restarts = s.starts.saturating_sub(1);
             }
+            // A job without a readiness check is ready once it runs; one with a check when it says so.
+            s.ready = matches!(state, JobState::Running { .. }) && ready_at_start;
             s.state = state;
             // A cool-down is about the process that ran; whatever comes next starts without one.
             s.cool_down_until = None;
         });
         let _ = self.events.send((self.def.name.clone(), state));
+    }
+
+    /// Whether the job is ready as soon as its process runs (it has no readiness check).
+    fn ready_at_start(&self) -> bool {
+        self.def.readiness.notify.is_none() && self.def.checks.ready.is_none()
+    }
+
+    /// Publishes a change of readiness (the supervisor hears it as a repeat of the state).
+    fn set_ready(&mut self, ready: bool) {
+        if self.status.borrow().ready == ready {
+            return;
+        }
+        self.status.send_modify(|s| s.ready = ready);
+        let _ = self.events.send((self.def.name.clone(), self.state()));
+    }
+
+    /// Everything a run needs before its process starts: the command (with `NOTIFY_SOCKET` and
+    /// `WATCHDOG_USEC` for sd_notify) and, for s6's protocol, the pipe.
+    fn prepare_run(&mut self) -> std::io::Result<(CommandSpec, Option<(OwnedFd, OwnedFd, i32)>)> {
+        let mut command = self.def.command.clone();
+        let mut pipe = None;
+        match self.def.readiness.notify {
+            Some(Notify::Systemd) => {
+                let socket = match &self.notify {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = Arc::new(NotifySocket::bind(&self.def.name)?);
+                        self.notify = Some(s.clone());
+                        s
+                    }
+                };
+                socket.drain();
+                command.env.push((
+                    "NOTIFY_SOCKET".to_string(),
+                    socket.path().to_string_lossy().into_owned(),
+                ));
+                if let Some(w) = self.def.readiness.watchdog {
+                    command
+                        .env
+                        .push(("WATCHDOG_USEC".to_string(), w.as_micros().to_string()));
+                }
+            }
+            Some(Notify::Fd(n)) => {
+                let (read, write) = crate::sys::notify_pipe()?;
+                pipe = Some((read, write, n));
+            }
+            None => {}
+        }
+        Ok((command, pipe))
+    }
+
+    /// Starts the sources that watch run `pid` (`read`: the s6 pipe's read end).
+    fn watch_run(&self, pid: i32, read: Option<OwnedFd>) -> Watchers {
+        let mut watchers = Watchers::default();
+        let name = self.def.name.clone();
+        if let Some(probe) = &self.def.checks.ready {
+            watchers.add(tokio::spawn(crate::readiness::probe::until_ready(
+                name.clone(),
+                probe.clone(),
+                self.reporter(pid),
+            )));
+        }
+        if let Some(socket) = &self.notify {
+            watchers.add(tokio::spawn(crate::readiness::notify::watch(
+                name.clone(),
+                socket.clone(),
+                pid,
+                self.reporter(pid),
+            )));
+        }
+        if let Some(read) = read {
+            watchers.add(tokio::spawn(crate::readiness::fd::watch(
+                name,
+                read,
+                self.reporter(pid),
+            )));
+        }
+        watchers
+    }
+
+    /// Starts the `alive` check of run `pid`, if the job has one.
+    fn watch_alive(&self, pid: i32, watchers: &mut Watchers) {
+        if let Some((probe, spec)) = &self.def.checks.alive {
+            watchers.add(tokio::spawn(crate::readiness::probe::liveness(
+                self.def.name.clone(),
+                probe.clone(),
+                spec.clone(),
+                self.reporter(pid),
+            )));
+        }
+    }
+
+    /// How a source reports about run `pid`: a request to this actor.
+    fn reporter(&self, pid: i32) -> crate::readiness::Report {
+        let mailbox = self.mailbox.clone();
+        Arc::new(move |event| {
+            if let Some(tx) = mailbox.upgrade() {
+                let _ = tx.send((Request::Readiness { pid, event }, None));
+            }
+        })
     }
 
     fn record_exit(&mut self, status: ExitStatus) {
@@ -282,7 +405,8 @@ impl Actor {
                 | Request::Kill
                 | Request::Restart { .. }
                 | Request::FailStart
-                | Request::CoolDown(_) => answer(reply, Ok(self.state())),
+                | Request::CoolDown(_)
+                | Request::Readiness { .. } => answer(reply, Ok(self.state())),
             }
         }
     }
@@ -296,72 +420,84 @@ impl Actor {
         loop {
             self.set(JobState::Starting);
             let started = Instant::now();
-            let status =
-                match self
-                    .ctx
-                    .launcher
-                    .launch(&self.def.name, &self.def.command, &self.def.sockets)
-                {
-                    Ok(child) => {
-                        tracing::info!(kind = %kind, job = %name, pid = child.pid, "started");
-                        self.set(JobState::Running {
-                            pid: child.pid,
-                            since: started,
-                        });
-                        answer(reply.take(), Ok(self.state()));
-                        match self.supervise(child).await {
-                            Ran::Exited(status) => status,
-                            Ran::TimedOut(status) => {
-                                self.record_exit(status);
-                                tracing::error!(
-                                    kind = %kind,
-                                    job = %name,
-                                    "timed out after {:?} ({status})",
-                                    self.def.timeout.unwrap_or_default()
-                                );
-                                self.set(JobState::Failed(status));
-                                return;
-                            }
-                            Ran::Stopped(status) => {
-                                self.record_exit(status);
-                                tracing::info!(kind = %kind, job = %name, "stopped ({status})");
-                                self.set(if self.def.policy.on_demand {
-                                    JobState::Idle
-                                } else {
-                                    JobState::Stopped(Some(status))
-                                });
-                                return;
-                            }
-                            Ran::FailedStart(status, again) => {
-                                self.record_exit(status);
-                                wanted = again;
-                                if status.success() {
-                                    ExitStatus::Code(1)
-                                } else {
-                                    status
-                                }
-                            }
-                            Ran::Restarted(status) => {
-                                self.record_exit(status);
-                                tracing::info!(
-                                    kind = %kind,
-                                    job = %name,
-                                    "restarting on request ({status})"
-                                );
-                                continue;
+            let launched = self.prepare_run().and_then(|(command, pipe)| {
+                let (read, write, at) = match pipe {
+                    Some((read, write, at)) => (Some(read), Some(write), at),
+                    None => (None, None, 0),
+                };
+                let notify_fd = write.as_ref().map(|w| (w.as_raw_fd(), at));
+                let child = self.ctx.launcher.launch(
+                    &self.def.name,
+                    &command,
+                    &self.def.sockets,
+                    notify_fd,
+                )?;
+                // The process has its copy of the write end; ours must go, so that the pipe ends
+                // when the process does.
+                drop(write);
+                Ok((child, read))
+            });
+            let status = match launched {
+                Ok((child, read)) => {
+                    tracing::info!(kind = %kind, job = %name, pid = child.pid, "started");
+                    self.set(JobState::Running {
+                        pid: child.pid,
+                        since: started,
+                    });
+                    answer(reply.take(), Ok(self.state()));
+                    let mut watchers = self.watch_run(child.pid, read);
+                    if self.ready_at_start() {
+                        self.watch_alive(child.pid, &mut watchers);
+                    }
+                    match self.supervise(child, watchers, started).await {
+                        Ran::Exited(status) => status,
+                        Ran::TimedOut(status) => {
+                            self.record_exit(status);
+                            tracing::error!(
+                                kind = %kind,
+                                job = %name,
+                                "timed out after {:?} ({status})",
+                                self.def.timeout.unwrap_or_default()
+                            );
+                            self.set(JobState::Failed(status));
+                            return;
+                        }
+                        Ran::Stopped(status) => {
+                            self.record_exit(status);
+                            tracing::info!(kind = %kind, job = %name, "stopped ({status})");
+                            self.set(if self.def.policy.on_demand {
+                                JobState::Idle
+                            } else {
+                                JobState::Stopped(Some(status))
+                            });
+                            return;
+                        }
+                        Ran::FailedStart(status, again) => {
+                            self.record_exit(status);
+                            wanted = again;
+                            if status.success() {
+                                ExitStatus::Code(1)
+                            } else {
+                                status
                             }
                         }
+                        Ran::Restarted(status) => {
+                            self.record_exit(status);
+                            tracing::info!(kind = %kind, job = %name, "restarting on request ({status})");
+                            continue;
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(
-                            kind = %kind,
-                            job = %name,
-                            "cannot start {:?}: {e}",
-                            self.def.command.program
-                        );
-                        ExitStatus::from_spawn_error(&e)
-                    }
-                };
+                }
+                Err(e) => {
+                    tracing::error!(
+                        kind = %kind,
+                        job = %name,
+                        "cannot start {:?}: {e}",
+                        self.def.command.program
+                    );
+                    ExitStatus::from_spawn_error(&e)
+                }
+            };
             self.record_exit(status);
             let decision = self
                 .history
@@ -449,7 +585,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Stopped(None)));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) | Request::Readiness { .. } => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -474,7 +610,7 @@ impl Actor {
                             answer(reply, Ok(JobState::Idle));
                             return false;
                         }
-                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
+                        Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) | Request::Readiness { .. } => answer(reply, Ok(self.state())),
                         Request::Signal { .. } => answer(reply, Err(self.not_running())),
                     }
                 }
@@ -482,8 +618,19 @@ impl Actor {
         }
     }
 
-    /// Waits for the run to end, for a request, or for the timeout.
-    async fn supervise(&mut self, mut child: Child) -> Ran {
+    /// Waits for the run to end, for a request, for the timeout, or for the job's readiness and
+    /// liveness sources (`watchers`) to report.
+    async fn supervise(
+        &mut self,
+        mut child: Child,
+        mut watchers: Watchers,
+        started: Instant,
+    ) -> Ran {
+        let name = self.def.name.clone();
+        let watchdog = self.def.readiness.watchdog;
+        let mut watchdog_at = watchdog.map(|w| started + w);
+        // The `alive` check runs once the job is ready (at once for a job without a ready check).
+        let mut alive_on = self.ready_at_start();
         let timeout = self.def.timeout;
         let timeout = async {
             match timeout {
@@ -493,8 +640,23 @@ impl Actor {
         };
         tokio::pin!(timeout);
         loop {
+            let watchdog_due = async {
+                match watchdog_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 status = wait(&mut child) => return Ran::Exited(status),
+                _ = watchdog_due => {
+                    tracing::error!(
+                        "job {name:?} missed its watchdog (no WATCHDOG=1 for {:?}); restarting it",
+                        watchdog.unwrap_or_default()
+                    );
+                    let stop = self.def.stop.clone();
+                    let (status, again) = self.stop(&mut child, &stop, false).await;
+                    return Ran::FailedStart(status, again);
+                }
                 _ = &mut timeout => {
                     let stop = self.def.stop.clone();
                     let (status, _) = self.stop(&mut child, &stop, false).await;
@@ -530,6 +692,62 @@ impl Actor {
                         Request::CoolDown(until) => {
                             self.status.send_modify(|s| s.cool_down_until = until);
                             answer(reply, Ok(self.state()));
+                        }
+                        Request::Readiness { pid, event } => {
+                            answer(reply, Ok(self.state()));
+                            if pid != child.pid {
+                                continue;
+                            }
+                            match event {
+                                Event::Ready => {
+                                    if !self.status.borrow().ready {
+                                        tracing::info!("job {name:?} is ready after {:?}", started.elapsed());
+                                        self.set_ready(true);
+                                        if !alive_on {
+                                            alive_on = true;
+                                            self.watch_alive(pid, &mut watchers);
+                                        }
+                                    }
+                                }
+                                Event::Reloading => {
+                                    tracing::info!("job {name:?} is reloading");
+                                    self.set_ready(false);
+                                }
+                                Event::Stopping => {
+                                    tracing::info!("job {name:?} is stopping");
+                                    self.set_ready(false);
+                                }
+                                Event::Watchdog => {
+                                    watchdog_at = watchdog.map(|w| Instant::now() + w);
+                                }
+                                Event::MainPid(main) => {
+                                    tracing::debug!("job {name:?}: main process is now {main}");
+                                }
+                                Event::NotAlive => {
+                                    let Some((_, spec)) = &self.def.checks.alive else { continue };
+                                    match spec.action {
+                                        AliveAction::Restart => {
+                                            tracing::error!(
+                                                "job {name:?} failed its liveness check {} times in a row; restarting it",
+                                                spec.threshold
+                                            );
+                                            let stop = self.def.stop.clone();
+                                            let (status, again) = self.stop(&mut child, &stop, false).await;
+                                            return Ran::FailedStart(status, again);
+                                        }
+                                        AliveAction::Shutdown => {
+                                            tracing::error!(
+                                                "job {name:?} failed its liveness check {} times in a row; shutting gantry down",
+                                                spec.threshold
+                                            );
+                                            if let Some(tx) = &self.ctx.shutdown {
+                                                let _ = tx.send(libc::SIGTERM);
+                                            }
+                                        }
+                                        AliveAction::Ignore => {}
+                                    }
+                                }
+                            }
                         }
                         Request::FailStart => {
                             let stop = self.def.stop.clone();
@@ -601,7 +819,7 @@ impl Actor {
                                 again = false;
                                 answer(reply, Ok(self.state()));
                             }
-                            Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) => answer(reply, Ok(self.state())),
+                            Request::Restart { .. } | Request::FailStart | Request::CoolDown(_) | Request::Readiness { .. } => answer(reply, Ok(self.state())),
                         }
                     }
                 }

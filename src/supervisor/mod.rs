@@ -132,6 +132,8 @@ impl JobDef {
             can_fail: spec.can_fail,
             controllable: spec.controllable,
             sockets: Default::default(),
+            readiness: spec.readiness.clone(),
+            checks: Default::default(),
         }
     }
 
@@ -155,6 +157,8 @@ impl JobDef {
             can_fail: spec.can_fail,
             controllable: false,
             sockets: Default::default(),
+            readiness: Default::default(),
+            checks: Default::default(),
         }
     }
 }
@@ -170,6 +174,10 @@ struct Entry {
     on_demand: bool,
     /// Where the run phase hands over the job's socket-activated listeners.
     sockets: process::Sockets,
+    /// The jobs it waits for (`after`, `requires`), by index, and whether each is required.
+    deps: Vec<(usize, bool)>,
+    /// A `oneTime` job: as a dependency it counts once it has completed.
+    one_time: bool,
 }
 
 /// One job as [`Handle::list`] and [`Handle::status`] describe it.
@@ -297,6 +305,20 @@ pub struct Supervisor {
     states: Vec<JobState>,
     events: mpsc::UnboundedReceiver<(String, JobState)>,
     stops: mpsc::UnboundedReceiver<i32>,
+    /// Jobs that will not run because a job they require failed for good.
+    doomed: Vec<bool>,
+    /// Jobs the shutdown has asked to stop.
+    stop_sent: Vec<bool>,
+}
+
+/// How a dependency looks to the jobs that wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DepState {
+    /// Ready (a `oneTime` job: completed; a lazy job: idle or ready).
+    Ready,
+    Waiting,
+    /// It failed for good (or will never run because of its own requirements).
+    Failed,
 }
 
 impl Supervisor {
@@ -313,14 +335,41 @@ impl Supervisor {
         let actor_ctx = job::ActorCtx {
             launcher,
             forward_to_group,
+            shutdown: Some(stops.0.clone()),
         };
         let mut jobs = Vec::with_capacity(defs.len());
         let mut index = HashMap::new();
-        for def in defs {
+        // Dependencies by name, resolved to indices once every job is known.
+        let names: HashMap<String, usize> = defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.clone(), i))
+            .collect();
+        for mut def in defs {
             let (kind, controllable, can_fail) = (def.kind, def.controllable, def.can_fail);
             let on_demand = def.policy.on_demand;
+            let one_time = def.policy.one_time;
             let sockets = def.sockets.clone();
             let watches = def.watches.clone();
+            let deps: Vec<(usize, bool)> = def
+                .readiness
+                .deps()
+                .into_iter()
+                .filter_map(|d| {
+                    Some((
+                        *names.get(d)?,
+                        def.readiness.requires.iter().any(|r| r == d),
+                    ))
+                })
+                .collect();
+            if def.checks.ready.is_none() && def.checks.alive.is_none() {
+                match crate::readiness::Checks::build(&def.readiness, &reaper) {
+                    Ok(checks) => def.checks = checks,
+                    // Resolved when the configuration was loaded; an environment variable may
+                    // have gone since.
+                    Err(e) => tracing::error!("job {:?}: {e}", def.name),
+                }
+            }
             let handle = job::spawn(def, actor_ctx.clone(), ev_tx.clone());
             for spec in watches {
                 let path = spec.path.clone();
@@ -336,6 +385,8 @@ impl Supervisor {
                 can_fail,
                 on_demand,
                 sockets,
+                deps,
+                one_time,
             });
         }
         let states = vec![JobState::NotStarted; jobs.len()];
@@ -346,6 +397,8 @@ impl Supervisor {
                 stop_requests: stops.0,
                 shutting_down: Arc::new(AtomicBool::new(false)),
             },
+            doomed: vec![false; states.len()],
+            stop_sent: vec![false; states.len()],
             states,
             events,
             stops: stops.1,
@@ -383,8 +436,105 @@ impl Supervisor {
         }
         report.cause = cause;
         report.shutdown_at = Some(Instant::now());
-        for entry in self.handle.jobs.iter() {
-            entry.handle.send(Request::Stop);
+        self.stop_in_order();
+    }
+
+    /// During the shutdown: asks every job to stop whose dependents (the jobs that wait for it)
+    /// have all stopped, so that a job stops only after everything that needs it.
+    fn stop_in_order(&mut self) {
+        let jobs = self.handle.jobs.clone();
+        for i in 0..jobs.len() {
+            if self.stop_sent[i] {
+                continue;
+            }
+            let needed = jobs
+                .iter()
+                .enumerate()
+                .any(|(j, e)| self.states[j].is_live() && e.deps.iter().any(|&(d, _)| d == i));
+            if !needed {
+                self.stop_sent[i] = true;
+                jobs[i].handle.send(Request::Stop);
+            }
+        }
+    }
+
+    /// How job `d` looks to the jobs that wait for it, now.
+    fn dep_state(&self, d: usize) -> DepState {
+        if self.doomed[d] {
+            return DepState::Failed;
+        }
+        let entry = &self.handle.jobs[d];
+        let status = entry.handle.status();
+        match status.state {
+            JobState::Completed(_) => DepState::Ready,
+            // One that may not fail brings gantry down: nothing waiting for it starts meanwhile.
+            JobState::Failed(_) if entry.can_fail => DepState::Failed,
+            JobState::Idle => DepState::Ready,
+            JobState::Running { .. } if status.ready && !entry.one_time => DepState::Ready,
+            _ => DepState::Waiting,
+        }
+    }
+
+    /// Starts every waiting job whose dependencies are ready, and gives up on (or stops) the jobs
+    /// that require one that failed for good.
+    fn release(&mut self, waiting: &mut [bool]) {
+        let jobs = self.handle.jobs.clone();
+        loop {
+            let mut changed = false;
+            for (i, entry) in jobs.iter().enumerate() {
+                if self.doomed[i] || entry.deps.is_empty() {
+                    continue;
+                }
+                let states: Vec<(usize, bool, DepState)> = entry
+                    .deps
+                    .iter()
+                    .map(|&(d, required)| (d, required, self.dep_state(d)))
+                    .collect();
+                let lost = states
+                    .iter()
+                    .find(|(_, required, st)| *required && *st == DepState::Failed);
+                if let Some(&(d, _, _)) = lost {
+                    self.doomed[i] = true;
+                    changed = true;
+                    let (name, dep) = (&entry.handle.name, &jobs[d].handle.name);
+                    if waiting[i] {
+                        waiting[i] = false;
+                        tracing::warn!(
+                            "job {name:?} will not start: it requires {dep:?}, which failed"
+                        );
+                    } else if self.states[i].is_live() {
+                        tracing::warn!("stopping job {name:?}: it requires {dep:?}, which failed");
+                        entry.handle.send(Request::Stop);
+                    }
+                    continue;
+                }
+                if !waiting[i] || states.iter().any(|(_, _, st)| *st == DepState::Waiting) {
+                    continue;
+                }
+                waiting[i] = false;
+                changed = true;
+                let names: Vec<String> = states
+                    .iter()
+                    .map(|&(d, _, st)| {
+                        let name = &jobs[d].handle.name;
+                        if st == DepState::Failed {
+                            format!("{name} (failed)")
+                        } else {
+                            name.clone()
+                        }
+                    })
+                    .collect();
+                tracing::info!(
+                    "starting job {:?}: {} ready",
+                    entry.handle.name,
+                    names.join(", ")
+                );
+                entry.handle.send(Request::Start);
+                self.states[i] = JobState::Starting;
+            }
+            if !changed {
+                return;
+            }
         }
     }
 
@@ -410,20 +560,27 @@ impl Supervisor {
         let members: Vec<usize> = (0..self.states.len())
             .filter(|&i| self.handle.jobs[i].kind == kind)
             .collect();
-        let mut waiting: Vec<usize> = members
+        // Boot jobs held back until their probes are ready (`waitFor`).
+        let mut held_back: Vec<usize> = members
             .iter()
             .copied()
             .filter(|&i| held.contains(&self.handle.jobs[i].handle.name))
             .collect();
-        let mut releasing = !waiting.is_empty();
+        let mut releasing = !held_back.is_empty();
+        // Jobs that wait for others (`after`, `requires`) start once those are ready.
+        let mut waiting = vec![false; self.states.len()];
         for &i in &members {
             let entry = &self.handle.jobs[i];
-            if waiting.contains(&i) {
+            if held_back.contains(&i) {
                 continue;
             }
             if entry.on_demand {
                 // A lazy job: its listeners start it on the first connection (maybe already).
                 self.states[i] = entry.handle.status().state;
+                continue;
+            }
+            if !entry.deps.is_empty() {
+                waiting[i] = true;
                 continue;
             }
             entry.handle.send(Request::Start);
@@ -438,12 +595,18 @@ impl Supervisor {
         };
         loop {
             let shutting_down = report.shutdown_at.is_some();
+            if shutting_down {
+                self.stop_in_order();
+            } else {
+                self.release(&mut waiting);
+            }
             let live = members.iter().any(|&i| self.states[i].is_live())
-                || (!shutting_down && !waiting.is_empty());
+                || (!shutting_down && !held_back.is_empty());
             // A job stopped on request, or a lazy job (idle, or failed and refusing connections
             // with a log line), holds gantry up.
             let held = members.iter().any(|&i| match self.states[i] {
-                JobState::Stopped(_) | JobState::Idle => true,
+                // ...but not one stopped because a job it requires failed.
+                JobState::Stopped(_) | JobState::Idle => !self.doomed[i],
                 JobState::Failed(_) => self.handle.jobs[i].on_demand,
                 _ => false,
             });
@@ -453,16 +616,16 @@ impl Supervisor {
             tokio::select! {
                 released = release.recv(), if releasing => match released {
                     Some(name) => {
-                        let found = waiting.iter().position(|&i| self.handle.jobs[i].handle.name == name);
+                        let found = held_back.iter().position(|&i| self.handle.jobs[i].handle.name == name);
                         if let (Some(at), false) = (found, shutting_down) {
-                            let i = waiting.remove(at);
+                            let i = held_back.remove(at);
                             self.handle.jobs[i].handle.send(Request::Start);
                             self.states[i] = JobState::Starting;
                         }
                     }
                     None => {
                         releasing = false;
-                        if !waiting.is_empty() && !shutting_down {
+                        if !held_back.is_empty() && !shutting_down {
                             self.begin_shutdown(&mut report, Cause::Aborted);
                         }
                     }

@@ -53,9 +53,16 @@ impl Sockets {
 
 /// Starts and signals a job's processes.
 pub trait Launcher: Send + Sync + fmt::Debug {
-    /// Starts job `job`'s `command` with `sockets` passed to it; the process gets a process group
-    /// of its own.
-    fn launch(&self, job: &str, command: &CommandSpec, sockets: &Sockets) -> io::Result<Child>;
+    /// Starts job `job`'s `command` with `sockets` passed to it and, for s6's readiness protocol,
+    /// `notify_fd = Some((descriptor, number))` placed at that number; the process gets a process
+    /// group of its own.
+    fn launch(
+        &self,
+        job: &str,
+        command: &CommandSpec,
+        sockets: &Sockets,
+        notify_fd: Option<(i32, i32)>,
+    ) -> io::Result<Child>;
     /// Sends `signal` to `pid` (its process group with `group`); a process that is gone is not an error.
     fn signal(&self, pid: i32, signal: i32, group: bool);
 }
@@ -70,12 +77,19 @@ pub struct ProcessLauncher {
 }
 
 impl Launcher for ProcessLauncher {
-    fn launch(&self, job: &str, command: &CommandSpec, sockets: &Sockets) -> io::Result<Child> {
+    fn launch(
+        &self,
+        job: &str,
+        command: &CommandSpec,
+        sockets: &Sockets,
+        notify_fd: Option<(i32, i32)>,
+    ) -> io::Result<Child> {
         // With the API on, the job's output is also kept in its log ring.
         let prepared = output::prepare(&command.output, self.copiers.ring(job))?;
         let setup = ChildSetup {
             new_process_group: true,
             foreground: self.foreground,
+            notify_fd,
         };
         let fds: Vec<(i32, &str)> = sockets
             .get()

@@ -74,6 +74,7 @@ impl Launcher for Scripted {
         _job: &str,
         _command: &CommandSpec,
         _sockets: &super::process::Sockets,
+        _notify_fd: Option<(i32, i32)>,
     ) -> std::io::Result<Child> {
         let mut log = self.log.lock().expect("log");
         let pid = 1000 + log.launches.len() as i32;
@@ -112,6 +113,8 @@ fn def(name: &str, attempts: Attempts, grace: Duration) -> JobDef {
         can_fail: false,
         controllable: true,
         sockets: Default::default(),
+        readiness: Default::default(),
+        checks: Default::default(),
     }
 }
 
@@ -123,6 +126,7 @@ fn actor(
     let ctx = ActorCtx {
         launcher: launcher.clone(),
         forward_to_group: true,
+        shutdown: None,
     };
     (job::spawn(def, ctx, tx), rx)
 }
@@ -693,4 +697,303 @@ async fn a_lazy_job_idle_at_the_shutdown_leaves_the_exit_code_at_zero() {
     let report = phase.await.expect("phase");
     assert_eq!(report.stopped_nonzero, None);
     assert_eq!(report.exit_code(), 0);
+}
+
+// ---- readiness, dependencies, liveness -------------------------------------------------------
+
+use crate::config::readiness::{AliveAction, AliveSpec, Notify};
+use crate::readiness::Event;
+
+/// `name`, waiting for `after` (and requiring `requires`).
+fn dependent(name: &str, after: &[&str], requires: &[&str]) -> JobDef {
+    let mut d = def(name, Attempts::Forever, secs(1));
+    d.readiness.after = after.iter().map(|s| s.to_string()).collect();
+    d.readiness.requires = requires.iter().map(|s| s.to_string()).collect();
+    d
+}
+
+/// A job that is ready only when it says so (s6's protocol; the scripted process never writes, so
+/// the test reports for it).
+fn says_when_ready(mut d: JobDef) -> JobDef {
+    d.readiness.notify = Some(Notify::Fd(5));
+    d
+}
+
+fn launched(launcher: &Scripted) -> usize {
+    launcher.launches().len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_starts_only_once_the_job_it_comes_after_is_ready() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            dependent("worker", &["api"], &[]),
+            says_when_ready(def("api", Attempts::Forever, secs(1))),
+        ],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    tokio::time::sleep(secs(60)).await;
+    let api = handle.status("api").expect("api").status;
+    assert!(!api.ready);
+    assert_eq!(launched(&launcher), 1, "only api runs");
+    let api_pid = api.state.pid().expect("api runs");
+    // A report about another process is not about this run.
+    let jobs = handle.clone();
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid + 77,
+            event: Event::Ready,
+        },
+    )
+    .await
+    .expect("answered");
+    settle().await;
+    assert_eq!(launched(&launcher), 1);
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid,
+            event: Event::Ready,
+        },
+    )
+    .await
+    .expect("answered");
+    settle().await;
+    assert!(handle.status("api").expect("api").status.ready);
+    assert_eq!(launched(&launcher), 2, "worker started once api was ready");
+    // RELOADING=1 makes api not ready; worker keeps running.
+    jobs.request(
+        "api",
+        Request::Readiness {
+            pid: api_pid,
+            event: Event::Reloading,
+        },
+    )
+    .await
+    .expect("answered");
+    settle().await;
+    assert!(!handle.status("api").expect("api").status.ready);
+    assert!(handle.status("worker").expect("w").status.ready);
+    handle.shutdown(libc::SIGTERM);
+    phase.await.expect("phase");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_one_time_dependency_stops_the_chain_with_its_code() {
+    let launcher = Scripted::new(Script::ExitWith(3), &[]);
+    let mut migrate = def("migrate", Attempts::Limited(1), secs(1));
+    migrate.policy.one_time = true;
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            migrate,
+            dependent("api", &["migrate"], &[]),
+            dependent("worker", &["api"], &[]),
+        ],
+    );
+    let report = sup.run_phase(Kind::Job, RunOptions::default()).await;
+    assert_eq!(report.cause, Cause::JobFailed("migrate".into()));
+    assert_eq!(report.exit_code(), 3);
+    assert_eq!(launched(&launcher), 1, "neither api nor worker started");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_one_time_job_releases_its_dependents() {
+    let launcher = Scripted::new(Script::ExitWith(0), &[]);
+    let mut migrate = def("migrate", Attempts::Limited(1), secs(1));
+    migrate.policy.one_time = true;
+    let mut api = dependent("api", &["migrate"], &[]);
+    api.policy.one_time = true;
+    let mut sup = supervisor(&launcher, vec![api, migrate]);
+    let report = sup.run_phase(Kind::Job, RunOptions::default()).await;
+    assert_eq!(report.cause, Cause::AllEnded);
+    let launches = launcher.launches();
+    // migrate (pid 1000) first, api (1001) once it had completed.
+    assert_eq!(
+        launches.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![1000, 1001]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_required_job_fails_for_good_is_stopped_and_never_restarted() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut db = def("db", Attempts::Limited(1), secs(1));
+    db.can_fail = true;
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            db,
+            dependent("api", &[], &["db"]),
+            dependent("cron", &["db"], &[]),
+        ],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    assert_eq!(launched(&launcher), 3);
+    // db dies and may not be restarted (one attempt): api (requires) is stopped, cron (after) runs on.
+    launcher.signal(1000, libc::SIGKILL, true);
+    settle().await;
+    assert!(matches!(
+        handle.status("db").expect("db").status.state,
+        JobState::Failed(_)
+    ));
+    assert!(matches!(
+        handle.status("api").expect("api").status.state,
+        JobState::Stopped(_)
+    ));
+    assert!(matches!(
+        handle.status("cron").expect("cron").status.state,
+        JobState::Running { .. }
+    ));
+    handle.shutdown(libc::SIGTERM);
+    let report = phase.await.expect("phase");
+    assert_eq!(report.cause, Cause::Signal(libc::SIGTERM));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shutdown_stops_dependents_before_what_they_depend_on() {
+    // Each process takes 2 s to stop, so the order shows in time as well.
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[libc::SIGTERM]);
+    let mut sup = supervisor(
+        &launcher,
+        vec![
+            def("db", Attempts::Forever, secs(2)),
+            dependent("api", &["db"], &[]),
+            dependent("worker", &["api"], &[]),
+            def("other", Attempts::Forever, secs(2)),
+        ],
+    );
+    let handle = sup.handle();
+    let phase = tokio::spawn(async move { sup.run_phase(Kind::Job, RunOptions::default()).await });
+    settle().await;
+    let pid = |n: &str| {
+        handle
+            .status(n)
+            .expect("job")
+            .status
+            .state
+            .pid()
+            .expect("runs")
+    };
+    let (db, api, worker, other) = (pid("db"), pid("api"), pid("worker"), pid("other"));
+    let t0 = Instant::now();
+    handle.shutdown(libc::SIGTERM);
+    phase.await.expect("phase");
+    let terms: Vec<(i32, Duration)> = launcher
+        .signals()
+        .into_iter()
+        .filter(|(_, s, _)| *s == libc::SIGTERM)
+        .map(|(p, _, at)| (p, at - t0))
+        .collect();
+    let when = |p: i32| terms.iter().find(|(q, _)| *q == p).map(|(_, at)| *at);
+    // Stop stages are 1 s for the dependents (the `dependent` default) and 2 s for db and other,
+    // each ending in SIGKILL: worker at once, api once worker is gone, db once api is gone.
+    assert_eq!(when(worker), Some(Duration::ZERO));
+    assert_eq!(when(other), Some(Duration::ZERO));
+    assert_eq!(when(api), Some(secs(1)));
+    assert_eq!(when(db), Some(secs(2)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missed_watchdog_restarts_the_job_and_counts_as_a_failure() {
+    let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+    let mut d = def("svc", Attempts::Forever, secs(1));
+    d.readiness.notify = Some(Notify::Systemd);
+    d.readiness.watchdog = Some(secs(5));
+    let (handle, _events) = actor(&launcher, d);
+    handle.request(Request::Start).await.expect("start");
+    let pid = handle.status().state.pid().expect("runs");
+    // Pings at 4 s and 8 s keep it alive until 13 s.
+    for _ in 0..2 {
+        tokio::time::sleep(secs(4)).await;
+        handle
+            .request(Request::Readiness {
+                pid,
+                event: Event::Watchdog,
+            })
+            .await
+            .expect("answered");
+    }
+    tokio::time::sleep(Duration::from_millis(4900)).await;
+    assert_eq!(launched(&launcher), 1);
+    let state = until(&handle, |s| matches!(s, JobState::BackingOff { .. })).await;
+    assert!(
+        matches!(state, JobState::BackingOff { attempt: 1, .. }),
+        "{state:?}"
+    );
+    let signals = launcher.signals();
+    assert_eq!(signals.len(), 1);
+    assert_eq!(signals[0].2 - launcher.launches()[0].1, secs(13));
+    until(&handle, |s| {
+        matches!(s, JobState::Running { pid: 1001, .. })
+    })
+    .await;
+}
+
+/// A probe that always passes: the liveness reports come from the test.
+struct Passes;
+
+impl gantry_probes::Probe for Passes {
+    fn describe(&self) -> String {
+        "always".into()
+    }
+    fn check(&self) -> gantry_probes::ProbeFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_liveness_check_restarts_ignores_or_shuts_down_as_configured() {
+    for (action, restarts, shutdown) in [
+        (AliveAction::Restart, true, false),
+        (AliveAction::Ignore, false, false),
+        (AliveAction::Shutdown, false, true),
+    ] {
+        let launcher = Scripted::new(Script::RunUntilSignalled, &[]);
+        let mut d = def("svc", Attempts::Limited(1), secs(1));
+        let spec = AliveSpec {
+            target: gantry_probes::Target::new(gantry_probes::Backend::Filesystem("/".into())),
+            period: secs(3600),
+            threshold: 3,
+            action,
+        };
+        d.checks.alive = Some((Arc::new(Passes), spec));
+        let (tx, mut stops) = mpsc::unbounded_channel();
+        let (ev, _events) = mpsc::unbounded_channel();
+        let ctx = ActorCtx {
+            launcher: launcher.clone(),
+            forward_to_group: true,
+            shutdown: Some(tx),
+        };
+        let handle = job::spawn(d, ctx, ev);
+        handle.request(Request::Start).await.expect("start");
+        let pid = handle.status().state.pid().expect("runs");
+        handle
+            .request(Request::Readiness {
+                pid,
+                event: Event::NotAlive,
+            })
+            .await
+            .expect("answered");
+        settle().await;
+        let state = handle.status().state;
+        // One attempt allowed: the liveness restart counts, so the job has failed for good.
+        assert_eq!(
+            matches!(state, JobState::Failed(_)),
+            restarts,
+            "{action:?}: {state:?}"
+        );
+        assert_eq!(
+            stops.try_recv().ok(),
+            shutdown.then_some(libc::SIGTERM),
+            "{action:?}"
+        );
+    }
 }

@@ -101,6 +101,9 @@ pub struct JobStatus {
     pub last_exit: Option<ExitStatus>,
     /// A lazy job's cool-down: while it runs with no connection, when it will be stopped.
     pub cool_down_until: Option<Instant>,
+    /// Its process runs and is ready: it passed its `ready` check, sent `READY=1` or its fd line,
+    /// or has no readiness check at all.
+    pub ready: bool,
 }
 
 impl fmt::Display for JobStatus {
@@ -130,6 +133,7 @@ impl JobStatus {
             restarts: 0,
             last_exit: None,
             cool_down_until: None,
+            ready: false,
         }
     }
 }
