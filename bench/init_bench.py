@@ -5,7 +5,10 @@ Every figure comes from the same run on the same machine, and the time-sensitive
 interleaved (one sample of each wrapper in turn) so that drift in the machine's speed during the
 run affects all of them alike. Ratios are against tini.
 
-Usage: python3 bench/init_bench.py GANTRY_STATIC GANTRY_GLIBC [--quick]
+Usage: python3 bench/init_bench.py GANTRY_STATIC GANTRY_GLIBC|none [--quick] [--also LABEL=BINARY]...
+
+`--also` adds another gantry binary (say, the static build of an older commit, to compare a change
+against its base in the same run); `none` leaves the glibc build out.
 """
 import os
 import signal
@@ -17,9 +20,11 @@ import time
 
 STATIC, GLIBC = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
+ALSO = [sys.argv[i + 1].split("=", 1) for i, a in enumerate(sys.argv) if a == "--also"]
 INITS = {
     "gantry (static musl)": [STATIC, "--"],
-    "gantry (glibc)": [GLIBC, "--"],
+    **({} if GLIBC == "none" else {"gantry (glibc)": [GLIBC, "--"]}),
+    **{f"gantry {label}": [path, "--"] for label, path in ALSO},
     "tini": ["tini", "-s", "--"],
     "tini-static": ["tini-static", "-s", "--"],
     "dumb-init": ["dumb-init"],

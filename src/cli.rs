@@ -8,6 +8,12 @@
 //! written before `up`, `check` or `renderfiles` as mittnite's global `-c` is. The flags-only
 //! mode's options may not be combined with a subcommand: [`parse_from`] rejects `gantry
 //! --stop-timeout 5s up` rather than ignore the option.
+//!
+//! The flags-only mode is an init that stays resident next to the container's command, so its
+//! start-up touches as little code as it can: a command line that names no subcommand and asks for
+//! no help or version is parsed by [`FlagsCli`] (its options and `-- CMD` only), without building
+//! the subcommands' argument trees. Anything else, and any command line [`FlagsCli`] rejects, goes
+//! through the whole [`Cli`], whose help and errors are the ones users see.
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -51,9 +57,47 @@ pub struct Cli {
 /// The id of the top-level `-c/--config-dir`.
 const CONFIG_DIR_ID: &str = "top_level_config_dir";
 
+/// The flags-only mode's command line alone: [`Cli`] without its subcommands.
+#[derive(Debug, Parser)]
+#[command(name = "gantry", disable_help_flag = true, disable_version_flag = true)]
+pub struct FlagsCli {
+    #[command(flatten)]
+    pub init: InitArgs,
+
+    /// As [`Cli::log_format`].
+    #[arg(long, value_enum, env = "GANTRY_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+/// Whether `args` may be the flags-only mode's: no argument before the command (`--` or `---`) is
+/// a subcommand's name or asks for help or the version. A false "yes" costs nothing (the whole
+/// [`Cli`] parses what [`FlagsCli`] rejects); a "no" only costs start-up memory.
+pub fn flags_only(args: &[String]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--" && *a != "---")
+        .all(|a| {
+            !Command::has_subcommand(a)
+                && !matches!(a.as_str(), "-h" | "--help" | "-V" | "--version")
+        })
+}
+
 /// Parses the command line, exiting with clap's message and code 2 on a usage error (or 0 after
 /// `--help` / `--version`).
 pub fn parse_from(args: Vec<String>) -> Cli {
+    if flags_only(&args) {
+        if let Ok(flags) = FlagsCli::try_parse_from(&args) {
+            return Cli {
+                command: None,
+                init: flags.init,
+                log_format: flags.log_format,
+                cmd: flags.cmd,
+            };
+        }
+    }
     let mut command = Cli::command();
     let matches = command
         .try_get_matches_from_mut(args)
