@@ -95,6 +95,7 @@ pub fn parse_from(args: Vec<String>) -> Cli {
                 init: flags.init,
                 log_format: flags.log_format,
                 cmd: flags.cmd,
+                config_dir: None,
             };
         }
     }
