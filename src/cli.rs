@@ -59,7 +59,12 @@ pub fn parse_from(args: Vec<String>) -> Cli {
         .try_get_matches_from_mut(args)
         .unwrap_or_else(|e| e.exit());
     let top_level_dir = matches.value_source(CONFIG_DIR_ID) == Some(ValueSource::CommandLine);
-    if top_level_dir && !matches!(matches.subcommand_name(), Some("up" | "check" | "renderfiles")) {
+    if top_level_dir
+        && !matches!(
+            matches.subcommand_name(),
+            Some("up" | "check" | "renderfiles")
+        )
+    {
         let what = matches
             .subcommand_name()
             .map_or_else(|| "the flags-only mode".to_string(), |n| format!("'{n}'"));
@@ -86,8 +91,7 @@ pub fn parse_from(args: Vec<String>) -> Cli {
                 .exit();
         }
     }
-    let mut cli =
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
     // `gantry -c DIR up`: the directory goes to the subcommand, unless it has its own `-c`.
     if let (Some(dir), Some((_, sub))) = (cli.config_dir.clone(), matches.subcommand()) {
         if sub.value_source("config_dir") != Some(ValueSource::CommandLine) {

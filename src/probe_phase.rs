@@ -21,8 +21,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinSet;
 
 use crate::config::model::CommandSpec;
-use crate::config::BootJob;
 use crate::config::probe::ProbeBlock;
+use crate::config::BootJob;
 use crate::exit::PhaseError;
 use crate::reaper::Reaper;
 
@@ -158,10 +158,7 @@ pub async fn release_boot_jobs(
         };
         if let Err(e) = outcome {
             let held: Vec<&str> = pending.iter().map(|b| b.name.as_str()).collect();
-            tracing::error!(
-                "probe: {e}; boot job(s) {} not started",
-                held.join(", ")
-            );
+            tracing::error!("probe: {e}; boot job(s) {} not started", held.join(", "));
             return Err(PhaseError::ProbeTimeout);
         }
         ready.push(name);

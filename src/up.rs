@@ -143,11 +143,11 @@ pub fn up(args: &UpArgs) -> i32 {
             } else {
                 // gantry's order: boot jobs first (those with `waitFor` once their probes are
                 // ready), then the remaining `wait = true` probes.
-                let ready = match boot_phase(&plan, &ctx, &mut supervisor, wait_timeout, grace).await
-                {
-                    Ok(ready) => ready,
-                    Err(e) => return e.code(),
-                };
+                let ready =
+                    match boot_phase(&plan, &ctx, &mut supervisor, wait_timeout, grace).await {
+                        Ok(ready) => ready,
+                        Err(e) => return e.code(),
+                    };
                 crate::api::set_phase(&api, crate::api::Phase::Probe);
                 let probes: Vec<_> = plan
                     .phase_probes()

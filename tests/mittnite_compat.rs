@@ -106,7 +106,11 @@ fn old_and_new_names_together_are_an_error_naming_both() {
     }
     // Reported once each: not also as unknown attributes, and no warning on top.
     assert!(!out.stderr.contains("unknown attribute"), "{}", out.stderr);
-    assert!(out.stderr.contains("2 configuration errors"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 configuration errors"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -161,6 +165,29 @@ fn config_dir_before_the_subcommand_as_mittnite_writes_it() {
     let out = run(gantry(&["-c", other.str(), "check", "-c", dir.str()]));
     assert!(out.stdout.contains("hello:"), "{}", out.stdout);
     assert!(!out.stdout.contains("other:"), "{}", out.stdout);
+}
+
+#[test]
+fn config_dir_before_renderfiles() {
+    let dir = Dir::new();
+    let target = dir.join("out.txt");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "file \"{}\" {{\n  content = \"rendered by -c\"\n}}\n",
+            target.display()
+        ),
+    );
+    let out = run(gantry(&[
+        "-c",
+        dir.str(),
+        "renderfiles",
+        "--",
+        "cat",
+        target.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("rendered by -c"), "{}", out.stdout);
 }
 
 #[test]
@@ -265,8 +292,16 @@ fn a_boot_job_with_wait_for_starts_only_once_its_probe_is_ready_and_others_boot_
     let out = finish(child);
     drop(listener);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("migrate-saw-the-probe-ready"), "{}", out.stdout);
-    assert!(out.stdout.contains("seed-saw-the-probe-ready"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("migrate-saw-the-probe-ready"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("seed-saw-the-probe-ready"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("app-started"), "{}", out.stdout);
     // One probe, polled once for both boot jobs (and, wait = false, not again after boot).
     assert_eq!(
@@ -356,7 +391,8 @@ job "app" {{
     let app = out.stdout.find("app-after-migration").unwrap_or(0);
     assert!(migrated < app, "{}", out.stdout);
     assert!(
-        out.stderr.contains("boot job \"migrate\": probe(s) pg ready"),
+        out.stderr
+            .contains("boot job \"migrate\": probe(s) pg ready"),
         "{}",
         out.stderr
     );
@@ -401,8 +437,16 @@ fn settings_probes_before_boot_gives_mittnites_order_for_the_whole_directory() {
     let out = finish(child);
     drop(listener);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("first-saw-the-probe-ready"), "{}", out.stdout);
-    assert!(out.stdout.contains("second-saw-the-probe-ready"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("first-saw-the-probe-ready"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("second-saw-the-probe-ready"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -462,7 +506,11 @@ fn wait_for_and_settings_mistakes_are_config_errors_with_file_line_and_column() 
     ] {
         assert!(out.stderr.contains(&want), "{want:?} missing in:\n{}", out.stderr);
     }
-    assert!(out.stderr.contains("6 configuration errors"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("6 configuration errors"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -478,7 +526,11 @@ fn wait_for_names_a_probe_when_there_are_none() {
         "{}:3:14: boot \"m\": attribute \"waitFor\": no probe is named \"db\" (there are no probe blocks)",
         a.display()
     );
-    assert!(out.stderr.contains(&want), "{want:?} missing in:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&want),
+        "{want:?} missing in:\n{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -507,10 +507,9 @@ mod tests {
             text.contains("test.hcl:3:17: job \"a\": attribute \"max_attempts\": 0 is not allowed"),
             "{text}"
         );
-        let errors = plan_of(
-            "job \"a\" {\n command = \"x\"\n max_attempts = 7\n maxAttempts = 2\n}\n",
-        )
-        .expect_err("both");
+        let errors =
+            plan_of("job \"a\" {\n command = \"x\"\n max_attempts = 7\n maxAttempts = 2\n}\n")
+                .expect_err("both");
         assert_eq!(errors.len(), 1, "{errors}");
         assert_eq!(
             errors.0[0].to_string(),
@@ -529,12 +528,20 @@ mod tests {
         );
         let plan = plan_of(text).expect("valid");
         assert_eq!(plan.order, Order::BootFirst);
-        let names: Vec<&str> = plan.boot[0].wait_for.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = plan.boot[0]
+            .wait_for
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         assert_eq!(names, ["db"]);
         assert_eq!(plan.boot[0].wait_for[0].1.line, 10);
         assert!(plan.boot[1].wait_for.is_empty());
         // gantry's order: `db` (wait = false) gates only its boot job, not the probe phase.
-        let phase: Vec<&str> = plan.phase_probes().iter().map(|p| p.name.as_str()).collect();
+        let phase: Vec<&str> = plan
+            .phase_probes()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(phase, ["cache"]);
         let described = describe_plan(&plan);
         assert!(
@@ -544,17 +551,27 @@ mod tests {
             "{described}"
         );
 
-        let plan = plan_of(&format!("{text}settings {{\n probesBeforeBoot = true\n}}\n")).expect("valid");
+        let plan = plan_of(&format!(
+            "{text}settings {{\n probesBeforeBoot = true\n}}\n"
+        ))
+        .expect("valid");
         assert_eq!(plan.order, Order::ProbesFirst);
         // mittnite's order: every probe a boot job waits for is part of the probe phase.
-        let phase: Vec<&str> = plan.phase_probes().iter().map(|p| p.name.as_str()).collect();
+        let phase: Vec<&str> = plan
+            .phase_probes()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(phase, ["db", "cache"]);
         let described = describe_plan(&plan);
         let probe_at = described.find("2. probe: wait for 2 probe(s)");
         let boot_at = described.find("3. boot: 2 job(s)");
         assert!(probe_at.is_some() && probe_at < boot_at, "{described}");
 
-        let plan = plan_of(&format!("{text}settings {{\n probesBeforeBoot = false\n}}\n")).expect("valid");
+        let plan = plan_of(&format!(
+            "{text}settings {{\n probesBeforeBoot = false\n}}\n"
+        ))
+        .expect("valid");
         assert_eq!(plan.order, Order::BootFirst);
     }
 

@@ -414,7 +414,10 @@ fn read_wait_for(r: &mut Reader<'_>) -> Vec<(String, Pos)> {
             continue;
         };
         if let Some((_, first)) = out.iter().find(|(n, _)| n == name) {
-            let msg = format!("probe {name:?} is listed twice (first at column {})", first.col);
+            let msg = format!(
+                "probe {name:?} is listed twice (first at column {})",
+                first.col
+            );
             r.error(item.pos.clone(), "waitFor", msg);
         } else {
             out.push((name.clone(), item.pos.clone()));
