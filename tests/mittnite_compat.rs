@@ -168,6 +168,29 @@ fn config_dir_before_the_subcommand_as_mittnite_writes_it() {
 }
 
 #[test]
+fn config_dir_before_renderfiles() {
+    let dir = Dir::new();
+    let target = dir.join("out.txt");
+    dir.write(
+        "a.hcl",
+        &format!(
+            "file \"{}\" {{\n  content = \"rendered by -c\"\n}}\n",
+            target.display()
+        ),
+    );
+    let out = run(gantry(&[
+        "-c",
+        dir.str(),
+        "renderfiles",
+        "--",
+        "cat",
+        target.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("rendered by -c"), "{}", out.stdout);
+}
+
+#[test]
 fn config_dir_before_a_subcommand_without_a_config_directory_is_a_usage_error() {
     let dir = Dir::new();
     for args in [
