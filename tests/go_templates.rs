@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use support::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// `gantry ARGS` run in `cwd` (template paths are relative to the working directory, as in mittnite)
@@ -76,7 +78,11 @@ fn the_readme_template_fails_by_name_where_user_is_unset() {
         out.stderr
     );
     // The second template reads USER through `default`, so it is not an error there.
-    assert!(!out.stderr.contains("second_test.txt.tpl"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("second_test.txt.tpl"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -85,7 +91,11 @@ fn the_mittnite_fixtures_pass_check() {
         let out = gantry_in(&fixture(name), &["check", "-c", "."], &[]);
         assert_eq!(out.code, Some(0), "{name}: {}\n{}", out.stdout, out.stderr);
     }
-    let out = gantry_in(&fixture("mittnite-lazy"), &["renderfiles", "-c", ".", "--dry-run"], &[]);
+    let out = gantry_in(
+        &fixture("mittnite-lazy"),
+        &["renderfiles", "-c", ".", "--dry-run"],
+        &[],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
@@ -98,7 +108,12 @@ fn the_existing_tera_example_stays_tera() {
         &[("DATABASE_URL", "postgres://db/app"), ("USER", "alice")],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("==> /tmp/gantry-example/nginx.conf <=="), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("==> /tmp/gantry-example/nginx.conf <=="),
+        "{}",
+        out.stdout
+    );
 }
 
 /// A config dir with one Go template `t.tpl` (first line of the file: `prefix`).
@@ -119,10 +134,17 @@ fn one_template(dir: &Dir, template: &str, engine: Option<&str>) -> String {
 #[test]
 fn an_undefined_key_is_an_error_at_its_position_naming_it() {
     let dir = Dir::new();
-    let cfg = one_template(&dir, "name = {{ .Params.name }}\nport = {{ .Params.prot }}\n", None);
+    let cfg = one_template(
+        &dir,
+        "name = {{ .Params.name }}\nport = {{ .Params.prot }}\n",
+        None,
+    );
     let out = gantry_in(dir.path(), &["renderfiles", "-c", &cfg, "--dry-run"], &[]);
     assert_eq!(out.code, Some(65), "{}", out.stderr);
-    let at = format!("{}:2:11: map has no entry for `.Params.prot`", dir.join("t.tpl").display());
+    let at = format!(
+        "{}:2:11: map has no entry for `.Params.prot`",
+        dir.join("t.tpl").display()
+    );
     assert!(out.stderr.contains(&at), "{}", out.stderr);
     // `check` parses but does not render (the environment is not the run's): it passes.
     let out = gantry_in(dir.path(), &["check", "-c", &cfg], &[]);
@@ -132,13 +154,24 @@ fn an_undefined_key_is_an_error_at_its_position_naming_it() {
 #[test]
 fn a_syntax_error_is_reported_by_check_and_renderfiles_at_its_position() {
     let dir = Dir::new();
-    let cfg = one_template(&dir, "name = {{ .Params.name }}\n\nport = {{ .Params.port | }}\n", None);
+    let cfg = one_template(
+        &dir,
+        "name = {{ .Params.name }}\n\nport = {{ .Params.port | }}\n",
+        None,
+    );
     let at = format!("{}:3:", dir.join("t.tpl").display());
-    for args in [vec!["check", "-c", &cfg], vec!["renderfiles", "-c", &cfg, "--dry-run"]] {
+    for args in [
+        vec!["check", "-c", &cfg],
+        vec!["renderfiles", "-c", &cfg, "--dry-run"],
+    ] {
         let out = gantry_in(dir.path(), &args, &[]);
         assert_eq!(out.code, Some(65), "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(&at), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("syntax error"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("syntax error"),
+            "{args:?}: {}",
+            out.stderr
+        );
     }
 }
 
@@ -156,7 +189,10 @@ fn a_sprig_function_renders_and_its_failure_points_at_the_call() {
         &[("TOKEN", "aGVsbG8=")],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(section(&out.stdout, &dir.join("out.txt").display().to_string()), "\"WEB\":80\nhello\n");
+    assert_eq!(
+        section(&out.stdout, &dir.join("out.txt").display().to_string()),
+        "\"WEB\":80\nhello\n"
+    );
 
     let out = gantry_in(
         dir.path(),
@@ -164,7 +200,10 @@ fn a_sprig_function_renders_and_its_failure_points_at_the_call() {
         &[("TOKEN", "not-base64-secret!")],
     );
     assert_eq!(out.code, Some(65), "{}", out.stderr);
-    let at = format!("{}:2:17: `b64dec`: not valid base64", dir.join("t.tpl").display());
+    let at = format!(
+        "{}:2:17: `b64dec`: not valid base64",
+        dir.join("t.tpl").display()
+    );
     assert!(out.stderr.contains(&at), "{}", out.stderr);
     assert!(!out.stderr.contains("not-base64-secret!"), "{}", out.stderr);
 }
@@ -175,7 +214,10 @@ fn an_unknown_function_fails_check_with_a_suggestion() {
     let cfg = one_template(&dir, "{{ .Params.name | uppr }}\n", None);
     let out = gantry_in(dir.path(), &["check", "-c", &cfg], &[]);
     assert_eq!(out.code, Some(65), "{}", out.stderr);
-    let at = format!("{}:1:19: function `uppr` is not defined", dir.join("t.tpl").display());
+    let at = format!(
+        "{}:1:19: function `uppr` is not defined",
+        dir.join("t.tpl").display()
+    );
     assert!(out.stderr.contains(&at), "{}", out.stderr);
     assert!(out.stderr.contains("upper"), "{}", out.stderr);
 }
@@ -184,7 +226,11 @@ fn an_unknown_function_fails_check_with_a_suggestion() {
 fn the_engine_attribute_overrides_the_automatic_rule() {
     let dir = Dir::new();
     // Starts with a function call, so the automatic rule says tera; `engine = "go"` says otherwise.
-    let cfg = one_template(&dir, "{{ randNumeric 4 | len }} {{ .Params.name }}\n", Some("go"));
+    let cfg = one_template(
+        &dir,
+        "{{ randNumeric 4 | len }} {{ .Params.name }}\n",
+        Some("go"),
+    );
     let out = gantry_in(dir.path(), &["renderfiles", "-c", &cfg, "--dry-run"], &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("4 web\n"), "{}", out.stdout);
@@ -197,7 +243,11 @@ fn the_engine_attribute_overrides_the_automatic_rule() {
     let out = gantry_in(dir.path(), &["check", "-c", &cfg], &[]);
     assert_eq!(out.code, Some(78), "{}", out.stderr);
     assert!(out.stderr.contains("files.hcl:3:"), "{}", out.stderr);
-    assert!(out.stderr.contains("attribute \"engine\""), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("attribute \"engine\""),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -218,7 +268,11 @@ fn rendered_go_files_are_written_atomically_with_their_mode() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let target = dir.join("out/app.conf");
     assert_eq!(read(&target), "web\n");
-    let mode = std::fs::metadata(&target).expect("written").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&target)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("out"))
         .expect("dir")

@@ -144,7 +144,9 @@ fn invoke(name: &str, call: Call, args: &[GoValue]) -> gotmpl::Result<GoValue> {
     let args: Vec<Value> = args
         .iter()
         .enumerate()
-        .map(|(i, a)| to_json(a).map_err(|kind| go_error(name, format!("argument {} is {kind}", i + 1))))
+        .map(|(i, a)| {
+            to_json(a).map_err(|kind| go_error(name, format!("argument {} is {kind}", i + 1)))
+        })
         .collect::<Result<_, _>>()?;
     let result = funcs::bounded(name, apply(name, call, &args));
     match result {
@@ -190,7 +192,9 @@ fn apply(name: &str, call: Call, args: &[Value]) -> funcs::Res {
     match call {
         Call::Filter(f, params) | Call::TeraFilter(f, params) => {
             count(name, args, params.len() + 1)?;
-            let (value, rest) = args.split_last().ok_or_else(|| funcs::fail(name, "no value"))?;
+            let (value, rest) = args
+                .split_last()
+                .ok_or_else(|| funcs::fail(name, "no value"))?;
             let named = named(params, rest);
             match call {
                 Call::TeraFilter(..) => funcs::tera_builtin_filter(f, value, &named),
@@ -199,7 +203,9 @@ fn apply(name: &str, call: Call, args: &[Value]) -> funcs::Res {
         }
         Call::FilterValueFirst(f, params) => {
             count(name, args, params.len() + 1)?;
-            let (value, rest) = args.split_first().ok_or_else(|| funcs::fail(name, "no value"))?;
+            let (value, rest) = args
+                .split_first()
+                .ok_or_else(|| funcs::fail(name, "no value"))?;
             filter(f)?(value, &named(params, rest))
         }
         Call::Function(f, params) => {

@@ -64,7 +64,9 @@ pub fn detect(source: &str) -> Engine {
     if before.contains("{%") || before.contains("{#") {
         return Engine::Tera;
     }
-    let inner = source[open + 2..].strip_prefix('-').unwrap_or(&source[open + 2..]);
+    let inner = source[open + 2..]
+        .strip_prefix('-')
+        .unwrap_or(&source[open + 2..]);
     let inner = inner.trim_start();
     if inner.starts_with('.') || inner.starts_with('$') || inner.starts_with("/*") {
         return Engine::Go;
@@ -78,7 +80,9 @@ pub fn detect(source: &str) -> Engine {
         word.as_str(),
         "if" | "range" | "with" | "define" | "template" | "block" | "end" | "else"
     );
-    let separated = after.starts_with(char::is_whitespace) || after.starts_with("}}") || after.starts_with("-}}");
+    let separated = after.starts_with(char::is_whitespace)
+        || after.starts_with("}}")
+        || after.starts_with("-}}");
     if keyword && separated {
         Engine::Go
     } else {
@@ -205,7 +209,10 @@ fn syntax_error(name: &str, source: &str, e: GoError) -> TemplateError {
         | GoError::Lex {
             line, col, message, ..
         } => {
-            let (shown, caret) = snippet(source.lines().nth(line.saturating_sub(1)).unwrap_or(""), col);
+            let (shown, caret) = snippet(
+                source.lines().nth(line.saturating_sub(1)).unwrap_or(""),
+                col,
+            );
             TemplateError {
                 template: name.to_string(),
                 line: Some(line),
@@ -232,7 +239,8 @@ fn check(name: &str, source: &str, trees: &Trees) -> Result<(), TemplateError> {
     let known = gofuncs::names();
     let defined: BTreeSet<&str> = trees.defines.iter().map(|d| d.name.as_str()).collect();
     let mut found = Vec::new();
-    let mut visit = |item: Item<'_>| match item {
+    let mut visit = |item: Item<'_>| {
+        match item {
         Item::Call(pos, f) if !known.iter().any(|k| *k == f) => found.push((
             pos.offset,
             TemplateErrorKind::Call {
@@ -249,6 +257,7 @@ fn check(name: &str, source: &str, trees: &Trees) -> Result<(), TemplateError> {
             },
         )),
         _ => {}
+    }
     };
     walk_list(&trees.body, &mut visit);
     for d in &trees.defines {
@@ -262,7 +271,9 @@ fn check(name: &str, source: &str, trees: &Trees) -> Result<(), TemplateError> {
 
 fn unknown_hint(f: &str, known: &[&str]) -> String {
     match crate::config::node::suggest(f, known) {
-        Some(hint) => format!(" ({hint}; the functions of Go templates are listed in docs/templates.md)"),
+        Some(hint) => {
+            format!(" ({hint}; the functions of Go templates are listed in docs/templates.md)")
+        }
         None => " (the functions of Go templates are listed in docs/templates.md)".to_string(),
     }
 }
@@ -344,7 +355,11 @@ fn optional_expr(expr: &Expr) -> Option<Expr> {
         _ => return None,
     };
     let mut args = vec![Expr::Identifier(pos, OPTIONAL_FN.into()), base];
-    args.extend(chain.iter().map(|k| Expr::String(pos, Arc::from(k.as_str()))));
+    args.extend(
+        chain
+            .iter()
+            .map(|k| Expr::String(pos, Arc::from(k.as_str()))),
+    );
     Some(Expr::Pipe(
         pos,
         PipeNode {
@@ -371,7 +386,10 @@ fn tolerate_pipe(pipe: &mut PipeNode, condition: bool) {
             .commands
             .get(i + 1)
             .and_then(|c| match c.args.first() {
-                Some(Expr::Identifier(_, f)) => Some(matches!(f.as_str(), "default" | "required" | "empty" | "coalesce")),
+                Some(Expr::Identifier(_, f)) => Some(matches!(
+                    f.as_str(),
+                    "default" | "required" | "empty" | "coalesce"
+                )),
                 _ => None,
             })
             .unwrap_or(false);
@@ -383,7 +401,8 @@ fn tolerate_pipe(pipe: &mut PipeNode, condition: bool) {
         match call {
             Some(f) => {
                 let range = tolerant_args(&f, cmd.args.len());
-                let in_condition = condition && n == 1 && matches!(f.as_str(), "not" | "and" | "or");
+                let in_condition =
+                    condition && n == 1 && matches!(f.as_str(), "not" | "and" | "or");
                 let own = matches!(f.as_str(), "default" | "required" | "empty" | "coalesce");
                 for (j, arg) in cmd.args.iter_mut().enumerate() {
                     if range.contains(&j) && (own || in_condition) {
@@ -509,7 +528,12 @@ fn with_markers(list: &ListNode) -> ListNode {
 fn data(env: &BTreeMap<String, String>, params: &Value) -> GoValue {
     let env: BTreeMap<Arc<str>, GoValue> = env
         .iter()
-        .map(|(k, v)| (Arc::from(k.as_str()), GoValue::String(Arc::from(v.as_str()))))
+        .map(|(k, v)| {
+            (
+                Arc::from(k.as_str()),
+                GoValue::String(Arc::from(v.as_str())),
+            )
+        })
         .collect();
     let params = match params {
         Value::Null => GoValue::Map(Arc::new(BTreeMap::new())),
@@ -566,7 +590,8 @@ fn render_here(
             // Again, with markers, to find the action that failed.
             let at = Arc::new(AtomicUsize::new(usize::MAX));
             let mut sink = guard::Output::default();
-            let _ = build(name, &trees, Some(Arc::clone(&at))).execute_template(&mut sink, name, &data);
+            let _ =
+                build(name, &trees, Some(Arc::clone(&at))).execute_template(&mut sink, name, &data);
             let marker = match at.load(Ordering::SeqCst) {
                 usize::MAX => 0,
                 offset => offset,
@@ -671,13 +696,28 @@ fn classify(
     }
 }
 
-/// gotmpl's message, without its `execution error: ` prefix.
+/// gotmpl's message, without its `execution error: ` prefix, and without the value the few
+/// messages of gotmpl's own builtins that quote one hold.
 fn describe(e: &GoError) -> String {
-    match e {
+    let message = match e {
         GoError::Exec(m) => m.clone(),
         other => other.to_string(),
+    };
+    const QUOTING: &[(&str, &str)] = &[
+        ("len: cannot take length of ", ""),
+        ("printf: first arg must be string, got ", ""),
+        ("can't use ", " to iterate over more than one variable"),
+    ];
+    for (before, after) in QUOTING {
+        if message.starts_with(before) && message.ends_with(after) {
+            return format!("{before}{HIDDEN_VALUE}{after}");
+        }
     }
+    message
 }
+
+/// What replaces a value in an error message (as in `template`).
+const HIDDEN_VALUE: &str = "[hidden]";
 
 #[cfg(test)]
 mod tests {
@@ -696,14 +736,17 @@ mod tests {
     }
 
     fn ok(src: &str) -> String {
-        match r(src, json!({"foo": "bar", "n": 3, "db": {"host": "h", "port": 5432}, "list": ["b", "a"]})) {
+        match r(
+            src,
+            json!({"foo": "bar", "n": 3, "db": {"host": "h", "port": 5432}, "list": ["b", "a"]}),
+        ) {
             Ok(s) => s,
             Err(e) => panic!("{src}: {e}"),
         }
     }
 
     fn err(src: &str) -> String {
-        match r(src, json!({"foo": "bar", "db": {"host": "h"}})) {
+        match r(src, json!({"foo": "bar", "n": 12345, "db": {"host": "h"}})) {
             Ok(out) => panic!("{src}: expected an error, rendered {out:?}"),
             Err(e) => e.to_string(),
         }
@@ -717,14 +760,26 @@ mod tests {
         assert_eq!(lines[1], "some.env = ALICE");
         let secret = lines[2].strip_prefix("secret = ").expect("secret line");
         assert_eq!(secret.len(), 16);
-        assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()), "{secret}");
+        assert!(
+            secret.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{secret}"
+        );
     }
 
     #[test]
     fn go_semantics_for_data_and_control_flow() {
-        assert_eq!(ok("{{ range $i, $v := .Params.list }}{{ $i }}={{ $v }} {{ end }}"), "0=b 1=a ");
-        assert_eq!(ok("{{ with .Params.db }}{{ .host }}:{{ .port }}{{ end }}"), "h:5432");
-        assert_eq!(ok("{{ if eq .Params.n 3 }}three{{ else }}other{{ end }}"), "three");
+        assert_eq!(
+            ok("{{ range $i, $v := .Params.list }}{{ $i }}={{ $v }} {{ end }}"),
+            "0=b 1=a "
+        );
+        assert_eq!(
+            ok("{{ with .Params.db }}{{ .host }}:{{ .port }}{{ end }}"),
+            "h:5432"
+        );
+        assert_eq!(
+            ok("{{ if eq .Params.n 3 }}three{{ else }}other{{ end }}"),
+            "three"
+        );
         assert_eq!(ok("{{ printf \"%s-%d\" .Params.foo .Params.n }}"), "bar-3");
         assert_eq!(ok("{{ len .Params.list }}"), "2");
         // mittnite's HCL v1 list-of-maps: `index MAP 0` is the map.
@@ -753,18 +808,30 @@ mod tests {
         assert_eq!(ok("{{ coalesce \"\" .Params.missing \"z\" }}"), "z");
         assert_eq!(ok("{{ \"a,b\" | splitList \",\" | join \"-\" }}"), "a-b");
         assert_eq!(ok("{{ .Params.n | toString | quote }}"), "\"3\"");
-        assert_eq!(ok("{{ \"Hello World\" | lower }} {{ \"x y\" | title }}"), "hello world X Y");
+        assert_eq!(
+            ok("{{ \"Hello World\" | lower }} {{ \"x y\" | title }}"),
+            "hello world X Y"
+        );
         assert_eq!(ok("{{ uuidv4 | len }}"), "36");
     }
 
     #[test]
     fn missing_keys_fail_by_name_except_where_allowed() {
         let e = err("a\n  {{ .Params.missing }}");
-        assert!(e.starts_with("t.tpl:2:6: map has no entry for `.Params.missing`"), "{e}");
+        assert!(
+            e.starts_with("t.tpl:2:6: map has no entry for `.Params.missing`"),
+            "{e}"
+        );
         let e = err("{{ .Env.NOPE | upper }}");
-        assert!(e.starts_with("t.tpl:1:4: map has no entry for `.Env.NOPE`"), "{e}");
+        assert!(
+            e.starts_with("t.tpl:1:4: map has no entry for `.Env.NOPE`"),
+            "{e}"
+        );
         let e = err("{{ $p := .Params }}{{ $p.db.nope }}");
-        assert!(e.contains(":1:23: map has no entry for `$p.db.nope`"), "{e}");
+        assert!(
+            e.contains(":1:23: map has no entry for `$p.db.nope`"),
+            "{e}"
+        );
         // Allowed to be missing: what `default` tests, and a bare `if`/`with` condition.
         assert_eq!(ok("{{ .Params.missing | default \"d\" }}"), "d");
         assert_eq!(ok("{{ default \"d\" .Params.a.b }}"), "d");
@@ -774,7 +841,10 @@ mod tests {
         assert_eq!(ok("{{ if .Params.foo }}{{ .Params.foo }}{{ end }}"), "bar");
         // But not a comparison, which would compare nothing.
         let e = err("\n{{ if eq .Params.missing \"x\" }}{{ end }}");
-        assert!(e.starts_with("t.tpl:2:10: map has no entry for `.Params.missing`"), "{e}");
+        assert!(
+            e.starts_with("t.tpl:2:10: map has no entry for `.Params.missing`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -784,17 +854,32 @@ mod tests {
         assert!(e.to_string().starts_with("t.tpl:2:"), "{e}");
         assert!(matches!(e.kind, TemplateErrorKind::Syntax { .. }), "{e}");
         let e = parse("t.tpl", "a\n {{- if .X }}\nno end").expect_err("invalid");
-        assert!(e.to_string().starts_with("t.tpl:2:2: syntax error: this {{if}} has no {{end}}"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.tpl:2:2: syntax error: this {{if}} has no {{end}}"),
+            "{e}"
+        );
         let e = parse("t.tpl", "{{ range .X }}{{ end }}\n{{ end }}").expect_err("invalid");
-        assert!(e.to_string().starts_with("t.tpl:2:1: syntax error: {{end}} without"), "{e}");
-        parse("t.tpl", "{{ if eq .X \"{{ end }}\" }}{{/* {{ end }} */}}{{ end }}").expect("valid");
+        assert!(
+            e.to_string()
+                .starts_with("t.tpl:2:1: syntax error: {{end}} without"),
+            "{e}"
+        );
+        parse(
+            "t.tpl",
+            "{{ if eq .X \"{{ end }}\" }}{{/* {{ end }} */}}{{ end }}",
+        )
+        .expect("valid");
     }
 
     #[test]
     fn unknown_functions_and_templates_fail_the_check() {
         let e = parse("t.tpl", "x\n  {{ .Params.a | uper }}").expect_err("unknown");
         let text = e.to_string();
-        assert!(text.starts_with("t.tpl:2:18: function `uper` is not defined"), "{text}");
+        assert!(
+            text.starts_with("t.tpl:2:18: function `uper` is not defined"),
+            "{text}"
+        );
         assert!(text.contains("upper"), "{text}");
         let e = parse("t.tpl", "{{ template \"nope\" }}").expect_err("unknown");
         assert!(e.to_string().contains("no template named \"nope\""), "{e}");
@@ -806,17 +891,35 @@ mod tests {
         let src = "line one\n{{ .Env.DB_PASSWORD | b64dec }}";
         let e = render("t.tpl", src, &env(), &Value::Null).expect_err("not base64");
         let text = e.to_string();
-        assert!(text.starts_with("t.tpl:2:23: `b64dec`: not valid base64"), "{text}");
+        assert!(
+            text.starts_with("t.tpl:2:23: `b64dec`: not valid base64"),
+            "{text}"
+        );
         assert!(!text.contains("s3cr3t"), "{text}");
         let e = err("{{ required \"db.port is needed\" .Params.db.port }}");
         assert!(e.contains("db.port is needed"), "{e}");
     }
 
     #[test]
+    fn values_quoted_by_gotmpls_builtins_are_hidden() {
+        let e = err("{{ len .Params.n }}");
+        assert!(
+            e.contains("len: cannot take length of [hidden]") && !e.contains("12345"),
+            "{e}"
+        );
+        let e = err("{{ printf .Params.n }}");
+        assert!(e.contains("got [hidden]") && !e.contains("12345"), "{e}");
+    }
+
+    #[test]
     fn limits_hold() {
         let e = err("{{ range $i, $_ := .Params.db }}{{ end }}{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}");
         assert!(e.contains("200 deep"), "{e}");
-        let big = format!("{{{{ range $i, $_ := {} }}}}{} {{{{ end }}}}", "(list 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17)", "x".repeat(1 << 20));
+        let big = format!(
+            "{{{{ range $i, $_ := {} }}}}{} {{{{ end }}}}",
+            "(list 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17)",
+            "x".repeat(1 << 20)
+        );
         let e = err(&big);
         assert!(e.contains("larger than"), "{e}");
     }

@@ -77,7 +77,12 @@ pub fn engine_of(spec: &FileSpec, text: &str) -> Engine {
 }
 
 /// Renders `text` with the engine `spec` asks for.
-fn render_text(spec: &FileSpec, name: &str, text: &str, env: &Env) -> Result<String, TemplateError> {
+fn render_text(
+    spec: &FileSpec,
+    name: &str,
+    text: &str,
+    env: &Env,
+) -> Result<String, TemplateError> {
     match engine_of(spec, text) {
         Engine::Tera => template::render(name, text, env, &spec.params),
         Engine::Go => gotemplate::render(name, text, env, &spec.params),
@@ -201,12 +206,10 @@ pub fn render_one(spec: &FileSpec, env: &Env) -> Result<Rendered, RenderError> {
         Source::From(path) => (path.display().to_string(), read_template(spec, path)?),
         Source::Content(text) => (content_name(spec), text.clone()),
     };
-    let out = render_text(spec, &name, &text, env).map_err(|error| {
-        RenderError::Template {
-            target: spec.target.clone(),
-            origin: spec.origin.clone(),
-            error: Box::new(error),
-        }
+    let out = render_text(spec, &name, &text, env).map_err(|error| RenderError::Template {
+        target: spec.target.clone(),
+        origin: spec.origin.clone(),
+        error: Box::new(error),
     })?;
     Ok(Rendered {
         spec: spec.clone(),
