@@ -187,10 +187,12 @@ fn check_blocks(source: &str) -> Result<(), (usize, String)> {
     for (offset, word) in action_words(source) {
         match word {
             "if" | "range" | "with" | "define" | "block" => open.push((offset, word)),
-            "end" => {
-                if open.pop().is_none() {
-                    return Err((offset, "{{end}} without an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} to close".to_string()));
-                }
+            "end" if open.pop().is_none() => {
+                return Err((
+                    offset,
+                    "{{end}} without an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} to close"
+                        .to_string(),
+                ));
             }
             _ => {}
         }
@@ -241,7 +243,7 @@ fn check(name: &str, source: &str, trees: &Trees) -> Result<(), TemplateError> {
     let mut found = Vec::new();
     let mut visit = |item: Item<'_>| {
         match item {
-        Item::Call(pos, f) if !known.iter().any(|k| *k == f) => found.push((
+        Item::Call(pos, f) if !known.contains(&f) => found.push((
             pos.offset,
             TemplateErrorKind::Call {
                 name: f.to_string(),
