@@ -239,7 +239,7 @@ fn apply(name: &str, call: Call, args: &[Value]) -> funcs::Res {
             Ok(sum)
         }
         Call::Dict => {
-            if args.len() % 2 != 0 {
+            if !args.len().is_multiple_of(2) {
                 return Err(funcs::fail(
                     name,
                     "takes pairs of a key and a value, got an odd number of arguments",

@@ -187,10 +187,12 @@ fn check_blocks(source: &str) -> Result<(), (usize, String)> {
     for (offset, word) in action_words(source) {
         match word {
             "if" | "range" | "with" | "define" | "block" => open.push((offset, word)),
-            "end" => {
-                if open.pop().is_none() {
-                    return Err((offset, "{{end}} without an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} to close".to_string()));
-                }
+            "end" if open.pop().is_none() => {
+                return Err((
+                    offset,
+                    "{{end}} without an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} to close"
+                        .to_string(),
+                ));
             }
             _ => {}
         }
@@ -241,7 +243,7 @@ fn check(name: &str, source: &str, trees: &Trees) -> Result<(), TemplateError> {
     let mut found = Vec::new();
     let mut visit = |item: Item<'_>| {
         match item {
-        Item::Call(pos, f) if !known.iter().any(|k| *k == f) => found.push((
+        Item::Call(pos, f) if !known.contains(&f) => found.push((
             pos.offset,
             TemplateErrorKind::Call {
                 name: f.to_string(),
@@ -696,13 +698,28 @@ fn classify(
     }
 }
 
-/// gotmpl's message, without its `execution error: ` prefix.
+/// gotmpl's message, without its `execution error: ` prefix, and without the value the few
+/// messages of gotmpl's own builtins that quote one hold.
 fn describe(e: &GoError) -> String {
-    match e {
+    let message = match e {
         GoError::Exec(m) => m.clone(),
         other => other.to_string(),
+    };
+    const QUOTING: &[(&str, &str)] = &[
+        ("len: cannot take length of ", ""),
+        ("printf: first arg must be string, got ", ""),
+        ("can't use ", " to iterate over more than one variable"),
+    ];
+    for (before, after) in QUOTING {
+        if message.starts_with(before) && message.ends_with(after) {
+            return format!("{before}{HIDDEN_VALUE}{after}");
+        }
     }
+    message
 }
+
+/// What replaces a value in an error message (as in `template`).
+const HIDDEN_VALUE: &str = "[hidden]";
 
 #[cfg(test)]
 mod tests {
@@ -731,7 +748,7 @@ mod tests {
     }
 
     fn err(src: &str) -> String {
-        match r(src, json!({"foo": "bar", "db": {"host": "h"}})) {
+        match r(src, json!({"foo": "bar", "n": 12345, "db": {"host": "h"}})) {
             Ok(out) => panic!("{src}: expected an error, rendered {out:?}"),
             Err(e) => e.to_string(),
         }
@@ -883,6 +900,17 @@ mod tests {
         assert!(!text.contains("s3cr3t"), "{text}");
         let e = err("{{ required \"db.port is needed\" .Params.db.port }}");
         assert!(e.contains("db.port is needed"), "{e}");
+    }
+
+    #[test]
+    fn values_quoted_by_gotmpls_builtins_are_hidden() {
+        let e = err("{{ len .Params.n }}");
+        assert!(
+            e.contains("len: cannot take length of [hidden]") && !e.contains("12345"),
+            "{e}"
+        );
+        let e = err("{{ printf .Params.n }}");
+        assert!(e.contains("got [hidden]") && !e.contains("12345"), "{e}");
     }
 
     #[test]
