@@ -78,7 +78,10 @@ job "web" {{
     find(&events, "completed", "job", "web");
 
     let boot = find(&events, "started", "job", "prepare");
-    assert_eq!(field(boot, "kind").and_then(Value::as_str), Some("boot"));
+    assert_eq!(
+        field(boot, "kind").and_then(Value::as_str),
+        Some("boot job")
+    );
 
     let ready = events
         .iter()
@@ -90,8 +93,13 @@ job "web" {{
         })
         .unwrap_or_else(|| panic!("no ready event for probe db: {events:#?}"));
     // The message says what was checked (the probe's target), the field which probe it was.
-    let message = field(ready, "message").and_then(Value::as_str).unwrap_or("");
-    assert!(message.contains(&format!("tcp 127.0.0.1:{port}")), "{ready}");
+    let message = field(ready, "message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        message.contains(&format!("tcp 127.0.0.1:{port}")),
+        "{ready}"
+    );
 
     for phase in ["render", "boot", "probe"] {
         assert!(
