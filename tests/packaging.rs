@@ -552,7 +552,7 @@ fn completions_generate_for_each_shell_and_name_every_subcommand() {
             script.contains("restart") && script.contains("probes"),
             "{shell}: ctl's commands"
         );
-        assert!(script.contains("--log-format"), "{shell}: global options");
+        assert!(script.contains("log-format"), "{shell}: global options");
     }
     // bash can check the syntax of what it would source.
     let file = Dir::new();
