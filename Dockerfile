@@ -17,10 +17,10 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS build
 # Empty: every probe driver. Otherwise a comma-separated list (http,mysql,postgres,redis,amqp,
 # mongodb,smtp) or "none"; see scripts/build-static.sh.
-ARG GANTRY_FEATURES=
+ARG GANTRY_FEATURES=""
 # The commit `gantry version` shows (the build context has no .git):
 # --build-arg GANTRY_GIT_COMMIT=$(git rev-parse --short=12 HEAD)
-ARG GANTRY_GIT_COMMIT=
+ARG GANTRY_GIT_COMMIT=""
 WORKDIR /src
 COPY . .
 RUN GANTRY_FEATURES="${GANTRY_FEATURES}" GANTRY_GIT_COMMIT="${GANTRY_GIT_COMMIT}" \

@@ -100,11 +100,20 @@ pub fn completions(shell: Shell) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The man page, gantry(1), in roff.
-pub fn man_page() -> std::io::Result<String> {
+/// The man page in roff: gantry(1), or gantry-SUBCOMMAND(1) (`None` if there is no such subcommand).
+pub fn man_page(subcommand: Option<&str>) -> Option<std::io::Result<String>> {
+    let mut page = command();
+    if let Some(name) = subcommand {
+        // clap names are `&'static str` (without its `string` feature); this runs once per process.
+        let full: &'static str = Box::leak(format!("gantry-{name}").into_boxed_str());
+        page = page.find_subcommand(name)?.clone().name(full);
+    }
     let mut out = Vec::new();
-    clap_mangen::Man::new(command()).render(&mut out)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        clap_mangen::Man::new(page)
+            .render(&mut out)
+            .map(|()| String::from_utf8_lossy(&out).into_owned()),
+    )
 }
 
 /// `gantry completions SHELL`: prints the script; returns the exit code.
@@ -112,11 +121,18 @@ pub fn print_completions(shell: Shell) -> i32 {
     crate::exit::print_stdout(&completions(shell), 0)
 }
 
-/// `gantry man`: prints the page; returns the exit code.
-pub fn print_man_page() -> i32 {
-    match man_page() {
-        Ok(page) => crate::exit::print_stdout(&page, 0),
-        Err(e) => {
+/// `gantry man [SUBCOMMAND]`: prints the page; returns the exit code.
+pub fn print_man_page(subcommand: Option<&str>) -> i32 {
+    match man_page(subcommand) {
+        Some(Ok(page)) => crate::exit::print_stdout(&page, 0),
+        None => {
+            crate::exit::print_stderr(&format!(
+                "gantry: no subcommand {:?}; `gantry man` lists them\n",
+                subcommand.unwrap_or_default()
+            ));
+            crate::exit::USAGE
+        }
+        Some(Err(e)) => {
             crate::exit::print_stderr(&format!("gantry: cannot render the man page: {e}\n"));
             crate::exit::INTERNAL
         }

@@ -186,8 +186,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: crate::about::Shell,
     },
-    /// Print the man page, gantry(1), in roff: `gantry man > /usr/share/man/man1/gantry.1`.
-    Man,
+    /// Print the man page, gantry(1), in roff: `gantry man > /usr/share/man/man1/gantry.1`;
+    /// `gantry man up` prints gantry-up(1).
+    Man {
+        /// A subcommand whose page to print.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
     /// Reload a process in a shared PID namespace when its configuration changes.
     Sidecar(crate::sidecar::SidecarArgs),
     /// Control a running `gantry up --api` (mittnitectl's commands; `gantry ctl --help`).

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Version) => gantry::exit::print_stdout(&gantry::about::version_text(), 0),
         Some(Command::Completions { shell }) => gantry::about::print_completions(*shell),
-        Some(Command::Man) => gantry::about::print_man_page(),
+        Some(Command::Man { command }) => gantry::about::print_man_page(command.as_deref()),
         None => {
             // Quiet by default, like tini: an init should not add to the container's log.
             cli::init_logging(cli.log_format, tracing::Level::WARN);

@@ -78,7 +78,10 @@ job "web" {{
     find(&events, "completed", "job", "web");
 
     let boot = find(&events, "started", "job", "prepare");
-    assert_eq!(field(boot, "kind").and_then(Value::as_str), Some("boot"));
+    assert_eq!(
+        field(boot, "kind").and_then(Value::as_str),
+        Some("boot job")
+    );
 
     let ready = events
         .iter()

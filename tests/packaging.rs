@@ -552,7 +552,7 @@ fn completions_generate_for_each_shell_and_name_every_subcommand() {
             script.contains("restart") && script.contains("probes"),
             "{shell}: ctl's commands"
         );
-        assert!(script.contains("--log-format"), "{shell}: global options");
+        assert!(script.contains("log-format"), "{shell}: global options");
     }
     // bash can check the syntax of what it would source.
     let file = Dir::new();
@@ -580,6 +580,16 @@ fn the_man_page_generates_and_names_every_subcommand() {
     for sub in SUBCOMMANDS {
         assert!(page.contains(sub), "{sub} missing from the man page");
     }
+    // Each subcommand has its page, which the main page refers to.
+    assert!(
+        page.contains("gantry\\-up(1)"),
+        "the page refers to gantry-up(1)"
+    );
+    let up = stdout_of(&["man", "up"]);
+    assert!(up.contains(".TH gantry-up 1"), "{up}");
+    assert!(up.contains("config\\-dir"), "{up}");
+    let out = run(gantry(&["man", "no-such-command"]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     // groff renders it without a warning, where groff is installed.
     if std::process::Command::new("groff")
         .arg("-v")

@@ -488,7 +488,7 @@ mod mittnite_seed {
     use super::*;
 
     const PORTED: &str = "some.param = {{ Params.foo | default(value=\"bac\") }}\n\
-                          some.env = {{ Env.USER | upper }}\n\
+                          some.env = {{ Env.USER | default(value=\"\") | upper }}\n\
                           secret = {{ randAlphaNum(length=16) }}\n";
 
     fn check(out: &str, param: &str) {
@@ -511,6 +511,15 @@ mod mittnite_seed {
     fn snippet_without_foo_falls_back() {
         let out = render_template("t", PORTED, &env(), &serde_json::Value::Null).expect("renders");
         check(&out, "bac");
+    }
+
+    /// As Go renders a missing key of `.Env`: empty, not an error (the README's example ran in a
+    /// shell without `USER` and exited 65).
+    #[test]
+    fn snippet_without_user_renders_an_empty_value() {
+        let out = render_template("t", PORTED, &Env::new(), &json!({"foo": "bar"}))
+            .expect("renders without USER");
+        assert_eq!(out.lines().nth(1), Some("some.env = "), "{out}");
     }
 
     #[test]
