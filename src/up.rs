@@ -190,6 +190,7 @@ pub fn up(args: &UpArgs) -> i32 {
             // Phase 5, shutdown: what the jobs left behind.
             let deadline = report.shutdown_at.unwrap_or_else(Instant::now) + grace;
             supervisor::reap_descendants(&ctx.reaper, deadline).await;
+            crate::readiness::notify::remove_socket_dir();
             let code = report.exit_code();
             tracing::info!("exiting with code {code}");
             code

@@ -228,6 +228,10 @@ job "after-silent" {{
         "a stranger made the job ready"
     );
     assert!(
+        !Path::new(&socket).exists(),
+        "the notify socket outlived gantry"
+    );
+    assert!(
         out.stderr.contains("job \"svc\" status: warming up"),
         "{}",
         out.stderr

@@ -32,8 +32,17 @@ pub struct NotifySocket {
 /// else under the temporary directory; named after gantry's pid and a random word, since two
 /// gantries may both be PID 1 (of different namespaces) over one /run. Short, because a socket path
 /// has room for 107 bytes.
+static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Removes gantry's notify socket directory, if it made one (at exit: the jobs' actors, which own
+/// the sockets, are not dropped when the process ends).
+pub fn remove_socket_dir() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn socket_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let name = format!("gantry-{}-{:08x}", std::process::id(), fastrand::u32(..));
         let run = Path::new("/run").join(&name);

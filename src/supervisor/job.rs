@@ -19,6 +19,14 @@
 //!
 //! Boot jobs are the same actor with a run-once policy and a timeout per run.
 //!
+//! **Readiness and liveness.** For each run the actor starts the job's readiness sources
+//! (`crate::readiness`: its `ready` probe, its sd_notify socket, its s6 pipe) and, once the job is
+//! ready, its `alive` check; they report back as [`Request::Readiness`] tagged with the run's pid.
+//! The actor publishes readiness in [`JobStatus::ready`] (a job without a check is ready once it
+//! runs), logs the time it took, restarts the job on a missed watchdog or a failed liveness
+//! threshold (both count as a failed run for the restart policy), and stops the sources when the
+//! run ends.
+//!
 //! **Lazy jobs** ([`Policy::on_demand`]) are the same actor with three differences: they begin
 //! [`JobState::Idle`] instead of not started; a stop (the listener's cool-down, the API, the shutdown)
 //! leaves them idle, where their next connection starts them again; and after a run ends the policy's
@@ -225,6 +233,9 @@ struct Actor {
     notify: Option<Arc<NotifySocket>>,
 }
 
+/// s6's readiness pipe for one run: gantry's read end, the child's write end, the fd number.
+type NotifyPipe = (OwnedFd, OwnedFd, i32);
+
 /// How one run of the process ended.
 enum Ran {
     Exited(ExitStatus),
@@ -292,7 +303,7 @@ impl Actor {
 
     /// Everything a run needs before its process starts: the command (with `NOTIFY_SOCKET` and
     /// `WATCHDOG_USEC` for sd_notify) and, for s6's protocol, the pipe.
-    fn prepare_run(&mut self) -> std::io::Result<(CommandSpec, Option<(OwnedFd, OwnedFd, i32)>)> {
+    fn prepare_run(&mut self) -> std::io::Result<(CommandSpec, Option<NotifyPipe>)> {
         let mut command = self.def.command.clone();
         let mut pipe = None;
         match self.def.readiness.notify {

@@ -30,6 +30,13 @@
 //! its state says failed (one that may not fail brings gantry down as any job does). With
 //! `--keep-running` the run phase lasts until SIGTERM/SIGINT whatever the jobs do.
 //!
+//! **Dependencies.** A job with `after`/`requires` is not started with its phase: it waits until every
+//! job it names is ready ([`JobStatus::ready`]; a `oneTime` job: completed; a lazy job: idle), and
+//! the phase starts it then. A job whose required job fails for good is stopped (or never started)
+//! and does not hold gantry up; a dependency that fails for good and may not fail brings gantry down
+//! before anything waiting for it starts. The shutdown stops a job only once every job that depends
+//! on it has stopped (reverse dependency order).
+//!
 //! Rendering and probing are phases of `up` that do not involve jobs; the `up` module sequences them.
 
 pub mod job;
