@@ -5,7 +5,7 @@
 //! | `/status` | mittnite's: every probe run at once (1 s in all), `{"probes":{NAME:{"ok","message"}}}`, 200 if all ok else 503 |
 //! | `/healthz` | 200 `ok` while gantry's supervisor answers (its runtime is alive) |
 //! | `/readyz` | 200 once the run phase is reached, every job of it is running or completed and every `wait` probe passes; else 503 with the reason |
-//! | `/metrics` | Prometheus text: jobs, probes, gantry's own memory and descriptors |
+//! | `/metrics` | Prometheus text: jobs, probes, reloads per watch, gantry's own memory and descriptors |
 //!
 //! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
 //! `gantry-probes`).
@@ -236,6 +236,21 @@ pub fn render_metrics(shared: &Shared) -> String {
             );
         }
     }
+    let reloads = crate::watch::stats::snapshot();
+    if !reloads.is_empty() {
+        t.family(
+            "gantry_watch_reloads_total",
+            MKind::Counter,
+            "Changes a watch reloaded its job for, by outcome: signal or restart delivered, or why not (validate_failed, validate_timed_out, validate_not_run, not_delivered).",
+        );
+        for (job, watch, reason, n) in &reloads {
+            t.sample(
+                "gantry_watch_reloads_total",
+                &[("job", job), ("watch", watch), ("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
     t.family(
         "gantry_ready",
         MKind::Gauge,
@@ -268,3 +283,4 @@ pub fn render_metrics(shared: &Shared) -> String {
     }
     t.finish()
 }
+
