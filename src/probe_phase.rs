@@ -65,18 +65,27 @@ pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProb
     build(p, &launcher)
 }
 
-/// Waits for the `wait = true` probes. `Err` if gantry must exit instead of starting jobs.
+/// Waits for the `wait = true` probes, keeping each attempt's result in `results` when given.
+/// `Err` if gantry must exit instead of starting jobs.
 pub async fn wait_for_probes(
     probes: &[ProbeBlock],
     reaper: &Arc<Reaper>,
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
+    results: Option<&crate::api::probes::ProbeSet>,
 ) -> Result<(), PhaseError> {
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
     let mut deps = Vec::new();
     for p in probes.iter().filter(|p| p.wait) {
         match build(p, &launcher) {
-            Ok(probe) => deps.push(Dependency::new(p.name.clone(), probe)),
+            // With the API or status port on, every attempt is kept as the probe's last result.
+            Ok(probe) => deps.push(Dependency::new(
+                p.name.clone(),
+                match results {
+                    Some(set) => set.recording(&p.name, probe),
+                    None => probe,
+                },
+            )),
             // Checked when the config was loaded; an environment variable may have gone since.
             Err(e) => {
                 tracing::error!("{}: {e}", p.pos);
