@@ -5,6 +5,7 @@ Usage: python3 bench/api_bench.py GANTRY [--quick]
 """
 import asyncio
 import json
+import shutil
 import os
 import signal
 import socket
@@ -16,6 +17,12 @@ import time
 
 GANTRY = sys.argv[1]
 QUICK = "--quick" in sys.argv
+# Parts: --only=wrk,rss,latency,follow (default: all).
+ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")), None)
+
+
+def part(name):
+    return ONLY is None or name in ONLY
 ENV = dict(os.environ, GANTRY_LOG="error", GANTRY_API_TOKEN="bench-token")
 
 
@@ -121,6 +128,70 @@ def bench_latency():
     return out
 
 
+WRK_LATENCY = r"""
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %d %d %.3f %.3f %.3f\n", summary.requests, summary.errors.status
+    + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.requests / (summary.duration / 1e6)))
+end
+"""
+
+
+def wrk(url, seconds, headers=()):
+    """wrk with 100 connections on 2 threads: (requests, errors, p50 ms, p99 ms, requests/s)."""
+    script = tempfile.mktemp(prefix="gantry-wrk-", suffix=".lua")
+    with open(script, "w") as f:
+        f.write(WRK_LATENCY)
+    cmd = ["wrk", "-t2", "-c100", f"-d{seconds}s", "--latency", "-s", script]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    os.unlink(script)
+    for line in out.splitlines():
+        if line.startswith("WRK "):
+            n, err, p50, p99, rps = line.split()[1:]
+            return int(n), int(err), float(p50), float(p99), float(rps)
+    raise RuntimeError(f"wrk printed no result: {out}")
+
+
+HAPROXY = """global
+  maxconn 4000
+defaults
+  mode http
+  timeout client 60s
+  timeout connect 5s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:{port}
+  http-request return status 200 content-type application/json string "{{\"pid\":1,\"running\":true}}"
+"""
+
+
+def bench_wrk():
+    """Status requests over TCP (wrk needs TCP) to gantry's API, next to haproxy answering a fixed
+    JSON body of its own (a C reference server with no work behind the answer), interleaved."""
+    if not shutil.which("wrk") or not shutil.which("haproxy"):
+        return None
+    port, hport = free_port(), free_port()
+    d, p = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{port}"])
+    hcfg = tempfile.mktemp(prefix="gantry-haproxy-", suffix=".cfg")
+    with open(hcfg, "w") as f:
+        f.write(HAPROXY.format(port=hport))
+    h = subprocess.Popen(["haproxy", "-f", hcfg, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    secs = 3 if QUICK else 5
+    rows = {"gantry": [], "haproxy": []}
+    for _ in range(2 if QUICK else 3):
+        rows["gantry"].append(wrk(f"http://127.0.0.1:{port}/v1/job/j0/status", secs,
+                                  ["Authorization: Bearer bench-token"]))
+        rows["haproxy"].append(wrk(f"http://127.0.0.1:{hport}/", secs))
+    stop(p)
+    stop(h)
+    os.unlink(hcfg)
+    # The median round by p99.
+    return {k: sorted(v, key=lambda r: r[3])[len(v) // 2] for k, v in rows.items()}
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -204,21 +275,33 @@ def bench_follow(rate, total):
 def main():
     print("# gantry API benchmark\n")
     print(f"binary: `{GANTRY}`, {os.cpu_count()} cores{' (quick)' if QUICK else ''}\n")
-    print("## Status request latency: 100 concurrent keep-alive clients, `GET /v1/job/j0/status`, 20 jobs\n")
-    print("| transport | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
-    for name, n, p50, p99, rps in bench_latency():
-        print(f"| {name} | {n} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
-    print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
-    print("## Log follow (NDJSON over the unix socket, default 1 MiB ring)\n")
-    print("| job writes | lines | delivered | skipped | lines/s delivered |\n|---|---|---|---|---|")
-    total = 300_000 if QUICK else 1_000_000
-    for label, rate in (("100,000 lines/s", 100_000), ("as fast as it can", 0)):
-        r = bench_follow(rate, total)
-        print(f"| {label} | {r['written']} | {r['delivered']} | {r['skipped']} | {r['delivered_per_s']:.0f} |")
-    print("\n## RSS of `up` with 20 jobs (median, KiB)\n")
-    rss = bench_rss()
-    print("| API off | API on | difference |\n|---|---|---|")
-    print(f"| {rss['off']:.0f} | {rss['on']:.0f} | {rss['on'] - rss['off']:+.0f} |")
-
+    if part("latency"):
+        print("## Status request latency: 100 concurrent keep-alive clients, `GET /v1/job/j0/status`, 20 jobs\n")
+        print("| transport | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
+        for name, n, p50, p99, rps in bench_latency():
+            print(f"| {name} | {n} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
+        print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
+    w = bench_wrk() if part("wrk") else None
+    if w:
+        print("## Status request latency with wrk (2 threads, 100 connections, TCP), next to haproxy\n")
+        print("`GET /v1/job/j0/status` with a bearer token against gantry; haproxy answers a fixed body with")
+        print("`http-request return` (no work behind it). Median of the rounds by p99, interleaved.\n")
+        print("| server | requests | errors | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|---|")
+        for name, (n, err, p50, p99, rps) in w.items():
+            print(f"| {name} | {n} | {err} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
+        g, hh = w["gantry"], w["haproxy"]
+        print(f"\nratios gantry / haproxy: p99 {g[3] / hh[3]:.2f}, requests/s {g[4] / hh[4]:.2f}\n")
+    if part("follow"):
+        print("## Log follow (NDJSON over the unix socket, default 1 MiB ring)\n")
+        print("| job writes | lines | delivered | skipped | lines/s delivered |\n|---|---|---|---|---|")
+        total = 300_000 if QUICK else 1_000_000
+        for label, rate in (("100,000 lines/s", 100_000), ("as fast as it can", 0)):
+            r = bench_follow(rate, total)
+            print(f"| {label} | {r['written']} | {r['delivered']} | {r['skipped']} | {r['delivered_per_s']:.0f} |")
+    if part("rss"):
+        print("\n## RSS of `up` with 20 jobs (median, KiB)\n")
+        rss = bench_rss()
+        print("| API off | API on | difference |\n|---|---|---|")
+        print(f"| {rss['off']:.0f} | {rss['on']:.0f} | {rss['on'] - rss['off']:+.0f} |")
 
 main()

@@ -28,6 +28,12 @@ import time
 
 GANTRY, OUT = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
+ONLY_THROUGHPUT = "--throughput-only" in sys.argv
+ONLY_COLD = "--cold-only" in sys.argv
+
+
+class Done(Exception):
+    """Ends a partial run (--throughput-only) early."""
 SECS = 2.0 if QUICK else 5.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPSTREAM = os.path.join(ROOT, "tests", "lazy_upstream.py")
@@ -187,8 +193,8 @@ def gantry_conf(tmp, name, body):
     return d
 
 
-def start_gantry(conf, log):
-    p = spawn([GANTRY, "up", "-c", conf], stderr=open(log, "w"))
+def start_gantry(conf, log, env=None):
+    p = spawn([GANTRY, "up", "-c", conf], stderr=open(log, "w"), env=env)
     end = time.time() + 10
     while time.time() < end:
         if "listening on" in open(log).read():
@@ -220,34 +226,42 @@ def main():
         spawn([sys.executable, "-c", SOURCE, str(up_port)])
         wait_port(up_port)
 
-        # gantry: a plain forwarder in front of the running source (the same path as a lazy job that runs).
-        g_port = free_port()
-        conf = gantry_conf(tmp, "fwd", f'job "sleep" {{\n command = "sleep"\n args = ["100000"]\n listen "127.0.0.1:{g_port}" {{ forward = "127.0.0.1:{up_port}" }}\n}}\n')
-        g = start_gantry(conf, os.path.join(tmp, "fwd.log"))
-        s_port = free_port()
-        spawn(["socat", f"TCP-LISTEN:{s_port},fork,reuseaddr,bind=127.0.0.1", f"TCP:127.0.0.1:{up_port}"])
-        h_port = free_port()
-        hcfg = os.path.join(tmp, "haproxy.cfg")
-        with open(hcfg, "w") as f:
-            f.write(
-                "global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-                f"listen p\n  bind 127.0.0.1:{h_port}\n  server u 127.0.0.1:{up_port}\n"
-            )
-        spawn(["haproxy", "-f", hcfg, "-db"])
-        for p in (g_port, s_port, h_port):
-            wait_port(p)
+        if not ONLY_COLD:
+            # gantry: a plain forwarder in front of the running source (the same path as a lazy job that runs).
+            g_port = free_port()
+            conf = gantry_conf(tmp, "fwd", f'job "sleep" {{\n command = "sleep"\n args = ["100000"]\n listen "127.0.0.1:{g_port}" {{ forward = "127.0.0.1:{up_port}" }}\n}}\n')
+            g = start_gantry(conf, os.path.join(tmp, "fwd.log"))
+            # The same forwarder with the userspace copy instead of splice(2), for the comparison.
+            gc_port = free_port()
+            conf = gantry_conf(tmp, "fwd-copy", f'job "sleep" {{\n command = "sleep"\n args = ["100000"]\n listen "127.0.0.1:{gc_port}" {{ forward = "127.0.0.1:{up_port}" }}\n}}\n')
+            gc = start_gantry(conf, os.path.join(tmp, "fwd-copy.log"), env=dict(os.environ, GANTRY_PROXY_COPY="userspace"))
+            s_port = free_port()
+            spawn(["socat", f"TCP-LISTEN:{s_port},fork,reuseaddr,bind=127.0.0.1", f"TCP:127.0.0.1:{up_port}"])
+            h_port = free_port()
+            hcfg = os.path.join(tmp, "haproxy.cfg")
+            with open(hcfg, "w") as f:
+                f.write(
+                    "global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+                    f"listen p\n  bind 127.0.0.1:{h_port}\n  server u 127.0.0.1:{up_port}\n"
+                )
+            spawn(["haproxy", "-f", hcfg, "-db"])
+            for p in (g_port, gc_port, s_port, h_port):
+                wait_port(p)
 
-        targets = [("direct", up_port), ("gantry", g_port), ("socat", s_port), ("haproxy", h_port)]
-        for streams in (1, 8):
+            targets = [("direct", up_port), ("gantry", g_port), ("gantry-copy", gc_port), ("socat", s_port), ("haproxy", h_port)]
+            for streams in (1, 8):
+                row = {}
+                for name, port in targets:
+                    row[name] = throughput(port, streams, SECS)
+                results[f"throughput_{streams}"] = row
             row = {}
             for name, port in targets:
-                row[name] = throughput(port, streams, SECS)
-            results[f"throughput_{streams}"] = row
-        row = {}
-        for name, port in targets:
-            row[name] = conn_rate(port, 8, SECS)
-        results["conn_rate_8"] = row
-        stop(g)
+                row[name] = conn_rate(port, 8, SECS)
+            results["conn_rate_8"] = row
+            stop(g)
+            stop(gc)
+            if ONLY_THROUGHPUT:
+                raise Done
 
         # Cold start: a lazy job whose upstream answers at once, vs starting that upstream directly.
         trials = 5 if QUICK else 15
@@ -296,6 +310,8 @@ def main():
             "direct_p50": statistics.median(direct) * 1e3,
         }
         results["cool_down_error_ms"] = {"p50": pct(cool, 50) * 1e3, "p99": pct(cool, 99) * 1e3, "max": max(cool) * 1e3}
+        if ONLY_COLD:
+            raise Done
 
         # Idle wakeups with 100 listeners.
         body = ""
@@ -371,6 +387,8 @@ def main():
         )
         results["integrity"] = {"bytes_each_way": total, "ok": ok, "seconds": secs}
         stop(g)
+    except Done:
+        pass
     finally:
         for p in CHILDREN:
             if p.poll() is None:
@@ -387,18 +405,23 @@ def main():
         ("throughput_8", "throughput, 8 streams", "MiB/s", 1 / (1 << 20)),
         ("conn_rate_8", "connections/s, 8 clients", "conn/s", 1),
     ):
+        if key not in results:
+            continue
         row = results[key]
         d = row["direct"]
-        cells = "  ".join(f"{n} {row[n] * scale:8.0f} {unit} ({row[n] / d:.2f})" for n in ("direct", "gantry", "socat", "haproxy"))
+        cells = "  ".join(f"{n} {row[n] * scale:8.0f} {unit} ({row[n] / d:.2f})" for n in row)
         print(f"  {label:28s} {cells}")
-    c = results["cold_start_ms"]
-    print(f"  cold start (connect -> first byte): gantry {c['gantry_p50']:.1f} ms, upstream started directly {c['direct_p50']:.1f} ms (p50)")
-    c = results["cool_down_error_ms"]
-    print(f"  cool-down: stop time - coolDownTimeout: p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms, max {c['max']:.1f} ms")
-    print(f"  idle wakeups over 10 s with 100 listeners: {results['idle_wakeups_10s_100_listeners']}")
-    i = results["integrity"]
-    print(f"  {i['bytes_each_way'] >> 20} MiB each way at once, checksummed: {'ok' if i['ok'] else 'MISMATCH'} ({i['seconds']:.1f} s)")
-
+    if "cold_start_ms" in results:
+        c = results["cold_start_ms"]
+        print(f"  cold start (connect -> first byte): gantry {c['gantry_p50']:.1f} ms, upstream started directly {c['direct_p50']:.1f} ms (p50); ratio {c['gantry_p50'] / c['direct_p50']:.2f}")
+    if "cool_down_error_ms" in results:
+        c = results["cool_down_error_ms"]
+        print(f"  cool-down: stop time - coolDownTimeout: p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms, max {c['max']:.1f} ms")
+    if "idle_wakeups_10s_100_listeners" in results:
+        print(f"  idle wakeups over 10 s with 100 listeners: {results['idle_wakeups_10s_100_listeners']}")
+    if "integrity" in results:
+        i = results["integrity"]
+        print(f"  {i['bytes_each_way'] >> 20} MiB each way at once, checksummed: {'ok' if i['ok'] else 'MISMATCH'} ({i['seconds']:.1f} s, {2 * i['bytes_each_way'] / i['seconds'] / (1 << 20):.0f} MiB/s both ways)")
 
 if __name__ == "__main__":
     main()

@@ -621,7 +621,10 @@ async fn dispatch(args: &CtlArgs) -> Result<i32, Failure> {
             }
         }
         CtlCommand::Probes { json } => {
-            let v = client.call(Method::GET, "/v2/probes").await?.json()?;
+            let v = client
+                .call(Method::GET, "/v2/probes?check=true")
+                .await?
+                .json()?;
             if *json {
                 print_json(&v);
                 return Ok(code::OK);

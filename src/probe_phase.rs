@@ -82,18 +82,27 @@ pub fn build_with_reaper(p: &ProbeBlock, reaper: &Arc<Reaper>) -> Result<BoxProb
 }
 
 /// Waits for `probes` (the plan's [`crate::config::Plan::phase_probes`], less any already seen
-/// ready). `Err` if gantry must exit instead of going on.
+/// ready), keeping each attempt's result in `results` when given. `Err` if gantry must exit
+/// instead of going on.
 pub async fn wait_for_probes(
     probes: &[&ProbeBlock],
     reaper: &Arc<Reaper>,
     deadline: Option<Duration>,
     signals: &mut UnboundedReceiver<i32>,
+    results: Option<&crate::api::probes::ProbeSet>,
 ) -> Result<(), PhaseError> {
     let launcher: Arc<dyn Launcher> = Arc::new(ReaperLauncher(reaper.clone()));
     let mut deps = Vec::new();
     for p in probes {
         match build(p, &launcher) {
-            Ok(probe) => deps.push(Dependency::new(p.name.clone(), probe)),
+            // With the API or status port on, every attempt is kept as the probe's last result.
+            Ok(probe) => deps.push(Dependency::new(
+                p.name.clone(),
+                match results {
+                    Some(set) => set.recording(&p.name, probe),
+                    None => probe,
+                },
+            )),
             // Checked when the config was loaded; an environment variable may have gone since.
             Err(e) => {
                 tracing::error!(phase = "probe", probe = %p.name, "{}: {e}", p.pos);

@@ -129,6 +129,7 @@ pub fn up(args: &UpArgs) -> i32 {
                     &ctx.reaper,
                     wait_timeout,
                     supervisor.stop_requests(),
+                    api.as_deref().map(|s| &s.probes),
                 )
                 .await
                 {
@@ -159,6 +160,7 @@ pub fn up(args: &UpArgs) -> i32 {
                     &ctx.reaper,
                     wait_timeout,
                     supervisor.stop_requests(),
+                    api.as_deref().map(|s| &s.probes),
                 )
                 .await
                 {
@@ -173,10 +175,13 @@ pub fn up(args: &UpArgs) -> i32 {
                     Ok(opened) => crate::lazy::serve(opened, &supervisor.handle()),
                     Err(e) => Err(e),
                 };
-                if let Err(e) = served {
-                    tracing::error!("{e}");
-                    supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
-                    return exit::CONFIG;
+                match served {
+                    Ok(gates) => crate::api::set_lazy(&api, &gates),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        supervisor::reap_descendants(&ctx.reaper, Instant::now() + grace).await;
+                        return exit::CONFIG;
+                    }
                 }
             }
             let opts = RunOptions {

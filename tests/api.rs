@@ -498,3 +498,219 @@ job "files" {
     );
     assert!(texts.contains(&("stderr", "err-line")), "{body}");
 }
+
+/// The test upstream of tests/lazy.rs.
+const LAZY_UPSTREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lazy_upstream.py");
+
+#[test]
+fn lazy_jobs_show_their_connection_counters_in_v2_and_metrics() {
+    use std::io::{Read, Write};
+    let (listen, upstream, status) = (free_port(), free_port(), free_port());
+    let out = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        r#"
+job "lazy" {{
+  command = "python3"
+  args = ["{LAZY_UPSTREAM}", "hello", "127.0.0.1:{upstream}", "0.2", "{out}"]
+  lazy {{
+    spinUpTimeout = "10s"
+    coolDownTimeout = "15m"
+  }}
+  listen "127.0.0.1:{listen}" {{
+    forward = "127.0.0.1:{upstream}"
+  }}
+}}
+"#,
+        out = out.path().display()
+    );
+    let status_s = status.to_string();
+    let mut up = Up::start(&config, &["-p", &status_s]);
+    let j = up.wait_job("lazy", "listening", |j| !j["lazy"].is_null());
+    assert_eq!(j["lazy"]["connections_accepted"], 0, "{j}");
+    // Three clients at once while the job is idle: all held through one spin-up.
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+                c.set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                let mut line = [0u8; 4];
+                c.read_exact(&mut line).expect("hello");
+                assert_eq!(&line, b"pid=");
+                c.write_all(b"0123456789\n").expect("write");
+                c
+            })
+        })
+        .collect();
+    let clients: Vec<_> = clients
+        .into_iter()
+        .map(|t| t.join().expect("client"))
+        .collect();
+    let j = up.wait_job("lazy", "seeing the bytes", |j| {
+        j["lazy"]["received_bytes"].as_u64() == Some(33)
+    });
+    let l = &j["lazy"];
+    assert_eq!(l["connections_accepted"], 3, "{j}");
+    assert_eq!(l["connections_active"], 3, "{j}");
+    assert_eq!(l["connections_held"], 0, "{j}");
+    assert_eq!(l["connections_held_total"], 3, "{j}");
+    assert_eq!(l["cold_starts"], 1, "{j}");
+    assert_eq!(l["spin_up_count"], 1, "{j}");
+    assert!(
+        l["spin_up_seconds_total"].as_f64().unwrap_or(0.0) >= 0.2,
+        "{j}"
+    );
+    assert!(l["sent_bytes"].as_u64().unwrap_or(0) >= 3 * 4, "{j}");
+    drop(clients);
+    up.wait_job("lazy", "without connections", |j| {
+        j["lazy"]["connections_active"] == 0
+    });
+    let (code, text) = curl_tcp(&format!("http://127.0.0.1:{status}/metrics"), "GET", &[]);
+    assert_eq!(code, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("metrics parse");
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("job") == Some("lazy"))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value("gantry_lazy_connections_accepted_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(value("gantry_lazy_connections_active"), Some(0.0), "{text}");
+    assert_eq!(
+        value("gantry_lazy_connections_held_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(value("gantry_lazy_cold_starts_total"), Some(1.0), "{text}");
+    assert_eq!(
+        value("gantry_lazy_cool_down_stops_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("gantry_lazy_received_bytes_total"),
+        Some(33.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("gantry_lazy_spin_up_duration_seconds_count{job=\"lazy\"} 1"),
+        "{text}"
+    );
+    up.stop();
+}
+
+#[test]
+fn v2_probes_keeps_each_probes_last_result_and_does_not_probe_on_request() {
+    let status = free_port();
+    let db = free_port();
+    let runs = tempfile::tempdir().expect("tempdir");
+    let ran = runs.path().join("ran");
+    let secret = "Gantry-Pg-Secret-4711";
+    let config = format!(
+        r#"
+probe "db" {{
+  wait = true
+  url = "tcp://127.0.0.1:{db}"
+}}
+probe "counted" {{
+  wait = false
+  exec {{
+    command = "/bin/sh"
+    args = ["-c", "echo run >> {ran}; exit 1"]
+  }}
+}}
+probe "pg" {{
+  wait = false
+  url = "postgres://gantry_nobody:{secret}@127.0.0.1:5432/postgres"
+}}
+job "web" {{
+  command = "/bin/sleep"
+  args = ["1000"]
+}}
+"#,
+        ran = ran.display()
+    );
+    let status_s = status.to_string();
+    let mut up = Up::start(&config, &["-p", &status_s]);
+    let probes = |query: &str| -> Vec<serde_json::Value> {
+        let (code, body) = curl(&up_sock(&up), "GET", &format!("/v2/probes{query}"));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("json")
+    };
+    let find = |list: &[serde_json::Value], name: &str| -> serde_json::Value {
+        list.iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The probe phase's attempts are the wait probe's last result.
+    let start = Instant::now();
+    let db_probe = loop {
+        let p = find(&probes(""), "db");
+        if p["state"] == "failing" {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{p}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        db_probe["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused"),
+        "{db_probe}"
+    );
+    assert!(db_probe["checked_at"].is_string(), "{db_probe}");
+    assert!(db_probe["duration_seconds"].is_number(), "{db_probe}");
+    // Reading the results runs nothing.
+    let counted = find(&probes(""), "counted");
+    assert_eq!(counted["state"], "unchecked", "{counted}");
+    assert!(!ran.exists(), "GET /v2/probes ran a probe");
+    let listener = std::net::TcpListener::bind(("127.0.0.1", db)).expect("bind");
+    up.wait_job("web", "running", |j| j["state"] == "running");
+    assert_eq!(find(&probes(""), "db")["state"], "ready");
+    // A later check (mittnite's /status runs them all) is kept too.
+    let (code, _) = curl_tcp(&format!("http://127.0.0.1:{status}/status"), "GET", &[]);
+    assert_eq!(code, 503);
+    let counted = find(&probes(""), "counted");
+    assert_eq!(counted["state"], "failing", "{counted}");
+    let runs_after_status = std::fs::read_to_string(&ran).expect("ran").lines().count();
+    assert_eq!(runs_after_status, 1);
+    probes("");
+    probes("");
+    assert_eq!(
+        std::fs::read_to_string(&ran).expect("ran").lines().count(),
+        1,
+        "GET /v2/probes ran a probe"
+    );
+    // `?check=true` checks now; a refused login's reason names no password.
+    let list = probes("?check=true");
+    assert_eq!(
+        std::fs::read_to_string(&ran).expect("ran").lines().count(),
+        2
+    );
+    let pg = find(&list, "pg");
+    assert_eq!(pg["state"], "failing", "{pg}");
+    let text = serde_json::Value::Array(list).to_string();
+    assert!(!text.contains(secret), "the password leaked: {text}");
+    let (_, metrics) = curl_tcp(&format!("http://127.0.0.1:{status}/metrics"), "GET", &[]);
+    assert!(!metrics.contains(secret), "the password leaked: {metrics}");
+    drop(listener);
+    up.stop();
+    assert!(!up.stderr_text().contains(secret), "the password leaked");
+}
+
+fn up_sock(up: &Up) -> std::path::PathBuf {
+    up.sock.clone()
+}

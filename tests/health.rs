@@ -198,3 +198,72 @@ fn a_live_pidfile_refuses_to_start() {
         std::process::id().to_string()
     );
 }
+
+#[test]
+fn reloads_are_counted_per_job_watch_and_outcome() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let watched = dir.path().join("app.conf");
+    let gate = dir.path().join("valid");
+    std::fs::write(&watched, "v1").expect("write");
+    std::fs::write(&gate, "").expect("write");
+    let config = format!(
+        r#"
+job "app" {{
+  command = "/bin/sh"
+  args = ["-c", "trap '' HUP; while :; do sleep 1; done"]
+  watch "{w}" {{
+    signal = "HUP"
+    validate {{
+      command = "/bin/test"
+      args = ["-e", "{g}"]
+    }}
+  }}
+}}
+"#,
+        w = watched.display(),
+        g = gate.display()
+    );
+    let port_s = port.to_string();
+    let _up = Up::spawn(&config, &["-p", &port_s]);
+    wait_for(port, "/readyz", 200);
+    let reloads = |reason: &str| -> Option<f64> {
+        let (_, text) = get(port, "/metrics");
+        let scrape = parse_metrics(&text);
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "gantry_watch_reloads_total"
+                    && s.labels.get("job") == Some("app")
+                    && s.labels.get("watch") == Some(watched.to_str().unwrap_or(""))
+                    && s.labels.get("reason") == Some(reason)
+            })
+            .and_then(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => {
+                    Some(v)
+                }
+                _ => None,
+            })
+    };
+    // Before any change the watch's series is there, at 0.
+    assert_eq!(reloads("signal"), Some(0.0));
+    let until = |reason: &str, n: f64| {
+        let start = Instant::now();
+        while reloads(reason) != Some(n) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{reason} never reached {n}: {:?}",
+                get(port, "/metrics").1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    std::fs::write(&watched, "v2").expect("write");
+    until("signal", 1.0);
+    // The validator now fails: the change is counted under its reason, nothing is sent.
+    std::fs::remove_file(&gate).expect("rm");
+    std::fs::write(&watched, "v3").expect("write");
+    until("validate_failed", 1.0);
+    assert_eq!(reloads("signal"), Some(1.0));
+}

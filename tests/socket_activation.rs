@@ -32,6 +32,13 @@ while True:
         sys.exit(0)
 "#;
 
+/// A job in mode `fail`: exits 1 at once without accepting (prepended to `JOB`).
+const FAIL: &str = r#"
+import sys
+if sys.argv[2] == "fail":
+    sys.exit(1)
+"#;
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -46,8 +53,13 @@ struct Up {
 impl Up {
     /// One job running `JOB` in `mode`, with `extra` in its block and the listen block on `port`.
     fn start(mode: &str, extra: &str, port: u16) -> Up {
+        Up::start_args(mode, extra, port, &[])
+    }
+
+    /// The same, with `args` after `gantry up -c DIR`.
+    fn start_args(mode: &str, extra: &str, port: u16, args: &[&str]) -> Up {
         let dir = Dir::new();
-        let script = dir.write("job.py", JOB);
+        let script = dir.write("job.py", &format!("{FAIL}{JOB}"));
         dir.write(
             "conf/job.hcl",
             &format!(
@@ -68,7 +80,9 @@ job "web" {{
         );
         let log = std::fs::File::create(dir.join("gantry.log")).expect("log");
         let conf = dir.join("conf");
-        let child = gantry(&["up", "-c", conf.to_str().expect("utf-8")])
+        let mut all = vec!["up", "-c", conf.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        let child = gantry(&all)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -185,4 +199,52 @@ fn a_connection_made_while_the_job_restarts_is_not_refused() {
         "each connection is served by the next process: {pids:?}"
     );
     assert!(up.log().contains("restarting in"), "{}", up.log());
+}
+
+/// Issue 12, item 4: a socket-activated lazy job that failed for good accepts nothing; its waiting
+/// clients are refused (reset), not left hanging in the backlog, and the job shows as failed.
+#[test]
+fn a_failed_socket_activated_lazy_job_refuses_its_clients_instead_of_leaving_them_hanging() {
+    let port = free_port();
+    let up = Up::start_args(
+        "fail",
+        "maxAttempts = 1\n  lazy {\n    coolDownTimeout = \"1m\"\n  }",
+        port,
+        &[],
+    );
+    // The first client starts the job, which fails for good; the client is refused, not held.
+    let refused = |what: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf) {
+            Ok(_) => assert!(buf.is_empty(), "{what}: got {buf:?}"),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{what}: still hanging after 20 s ({e})"
+            ),
+        }
+    };
+    refused("the first client");
+    wait_until("the refusal logged", || {
+        up.log().contains("has failed") && up.log().contains("refusing connections")
+    });
+    // gantry's only job failed, so `up` ends (exit 1) once the client is refused; the log says
+    // the job failed and that its connections were refused, once.
+    assert_eq!(
+        up.log().matches("refusing connections").count(),
+        1,
+        "{}",
+        up.log()
+    );
+    assert!(
+        up.log().contains("job \"web\" failed (exit code 1)"),
+        "{}",
+        up.log()
+    );
+    assert_eq!(up.pids().len(), 0, "the failing job never wrote a pid");
 }

@@ -157,6 +157,8 @@ pub struct Shared {
     changes: Vec<Mutex<SystemTime>>,
     /// Static facts about each job that the status routes show (no environment).
     pub facts: Vec<JobFacts>,
+    /// Each lazy job's connection counters, once its listeners are open (run phase).
+    lazy: std::sync::OnceLock<Vec<(Arc<str>, Arc<crate::lazy::gate::Counters>)>>,
 }
 
 /// What the API may show of a job's configuration: never its environment.
@@ -191,6 +193,7 @@ impl Shared {
             phase: AtomicU8::new(Phase::Boot as u8),
             changes: (0..n).map(|_| Mutex::new(now)).collect(),
             facts,
+            lazy: std::sync::OnceLock::new(),
         });
         // Follow every job's state for its "last change" time.
         for (i, job) in shared.handle.list().iter().enumerate() {
@@ -235,6 +238,19 @@ impl Shared {
             .get(i)
             .map(|m| *m.lock().unwrap_or_else(|e| e.into_inner()))
             .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// Every lazy job's counters (empty before the run phase opens the listeners).
+    pub fn lazy(&self) -> &[(Arc<str>, Arc<crate::lazy::gate::Counters>)] {
+        self.lazy.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// The counters of lazy job `name`.
+    pub fn lazy_counters(&self, name: &str) -> Option<&crate::lazy::gate::Counters> {
+        self.lazy()
+            .iter()
+            .find(|(j, _)| **j == *name)
+            .map(|(_, c)| &**c)
     }
 
     pub fn facts(&self, name: &str) -> Option<&JobFacts> {
@@ -454,6 +470,19 @@ fn facts(
         stdout: path(&command.output.stdout),
         stderr: path(&command.output.stderr),
         timestamps: command.output.timestamps.is_some(),
+    }
+}
+
+/// Shows the lazy jobs' counters (from their gates) in `/metrics` and `/v2` (nothing when the
+/// servers are off).
+pub fn set_lazy(shared: &Option<Arc<Shared>>, gates: &[crate::lazy::gate::Gate]) {
+    if let Some(s) = shared {
+        let _ = s.lazy.set(
+            gates
+                .iter()
+                .map(|g| (g.job.clone(), g.counters.clone()))
+                .collect(),
+        );
     }
 }
 

@@ -16,9 +16,11 @@
 //! never includes its environment.
 //!
 //! **`/v2`: gantry's own**, JSON everywhere, every job (boot and non-controllable ones too, read-only):
-//! `GET /v2/jobs`, `GET /v2/jobs/{job}`, `POST /v2/jobs/{job}/start|stop|restart`,
+//! `GET /v2/jobs`, `GET /v2/jobs/{job}` (with a lazy job's connection counters),
+//! `POST /v2/jobs/{job}/start|stop|restart`,
 //! `POST /v2/jobs/{job}/signal/{SIG}`, `GET /v2/jobs/{job}/logs?follow=true&taillen=N` (NDJSON, or
-//! WebSocket when asked to upgrade), `GET /v2/probes`, `GET /v2/health`. Errors are
+//! WebSocket when asked to upgrade), `GET /v2/probes` (each probe's last result; `?check=true` checks
+//! first), `GET /v2/health`. Errors are
 //! `{"error": "..."}` with 404 (no such job), 409 (not controllable, not running), 400 (bad signal),
 //! 503 (shutting down).
 //!
@@ -144,22 +146,39 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
             if let Some(resp) = allow(&req, &[Method::GET]) {
                 return resp;
             }
-            let results = conn
+            // The last results, from the probe phase and later checks; `?check=true` checks now.
+            if query_flag(req.uri().query(), "check") {
+                conn.shared
+                    .probes
+                    .check(false, Duration::from_secs(5))
+                    .await;
+            }
+            let list: Vec<Value> = conn
                 .shared
                 .probes
-                .check(false, Duration::from_secs(5))
-                .await;
-            let list: Vec<Value> = results
-                .iter()
-                .map(|o| {
-                    json!({
-                        "name": o.name,
-                        "wait": o.wait,
+                .last()
+                .into_iter()
+                .map(|(name, wait, last)| match last {
+                    Some(o) => json!({
+                        "name": name,
+                        "wait": wait,
+                        "state": if o.ok { "ready" } else { "failing" },
                         "ok": o.ok,
+                        "reason": o.message,
                         "message": o.message,
                         "duration_seconds": o.duration.as_secs_f64(),
                         "checked_at": rfc3339(o.at),
-                    })
+                    }),
+                    None => json!({
+                        "name": name,
+                        "wait": wait,
+                        "state": "unchecked",
+                        "ok": Value::Null,
+                        "reason": "not checked yet",
+                        "message": "not checked yet",
+                        "duration_seconds": Value::Null,
+                        "checked_at": Value::Null,
+                    }),
                 })
                 .collect();
             json_reply(StatusCode::OK, &Value::Array(list))
@@ -187,6 +206,14 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
         }
         _ => not_found(),
     }
+}
+
+/// Whether `name=true` (or `name=1`, or a bare `name`) is in the query string.
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    query.unwrap_or("").split('&').any(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+        k == name && matches!(v, "true" | "1" | "")
+    })
 }
 
 /// Go's `%XX` decoding of a path segment (job names with spaces and such).
@@ -421,6 +448,29 @@ pub fn job_json(shared: &Shared, i: usize, job: &JobSummary) -> Value {
         "last_exit": exit_json(st.last_exit),
         "uptime_seconds": uptime,
         "last_change": rfc3339(shared.last_change(i)),
+        "lazy": lazy_json(shared, &job.name),
+    })
+}
+
+/// A lazy job's connection counters, `null` for other jobs.
+fn lazy_json(shared: &Shared, name: &str) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(c) = shared.lazy_counters(name) else {
+        return Value::Null;
+    };
+    let (_, sum, count) = c.spin_up.snapshot();
+    json!({
+        "connections_accepted": c.accepted.load(Relaxed),
+        "connections_active": c.active.load(Relaxed),
+        "connections_held": c.held.load(Relaxed),
+        "connections_held_total": c.held_total.load(Relaxed),
+        "cold_starts": c.cold_starts.load(Relaxed),
+        "failed_spin_ups": c.failed_spin_ups.load(Relaxed),
+        "cool_down_stops": c.cool_down_stops.load(Relaxed),
+        "received_bytes": c.traffic.up.load(Relaxed),
+        "sent_bytes": c.traffic.down.load(Relaxed),
+        "spin_up_seconds_total": sum,
+        "spin_up_count": count,
     })
 }
 

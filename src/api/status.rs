@@ -5,7 +5,7 @@
 //! | `/status` | mittnite's: every probe run at once (1 s in all), `{"probes":{NAME:{"ok","message"}}}`, 200 if all ok else 503 |
 //! | `/healthz` | 200 `ok` while gantry's supervisor answers (its runtime is alive) |
 //! | `/readyz` | 200 once the run phase is reached, every job of it is running and ready (its own readiness check passed; `docs/readiness.md`) or completed and every `wait` probe passes; else 503 with the reason |
-//! | `/metrics` | Prometheus text: jobs, probes, gantry's own memory and descriptors |
+//! | `/metrics` | Prometheus text: jobs, probes, reloads per watch, lazy jobs' connections, gantry's own memory and descriptors |
 //!
 //! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
 //! `gantry-probes`).
@@ -248,6 +248,22 @@ pub fn render_metrics(shared: &Shared) -> String {
             );
         }
     }
+    let reloads = crate::watch::stats::snapshot();
+    if !reloads.is_empty() {
+        t.family(
+            "gantry_watch_reloads_total",
+            MKind::Counter,
+            "Changes a watch reloaded its job for, by outcome: signal or restart delivered, or why not (validate_failed, validate_timed_out, validate_not_run, not_delivered).",
+        );
+        for (job, watch, reason, n) in &reloads {
+            t.sample(
+                "gantry_watch_reloads_total",
+                &[("job", job), ("watch", watch), ("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
+    lazy_metrics(shared, &mut t);
     t.family(
         "gantry_ready",
         MKind::Gauge,
@@ -279,4 +295,91 @@ pub fn render_metrics(shared: &Shared) -> String {
         t.sample("process_open_fds", &[], fds as f64);
     }
     t.finish()
+}
+
+/// The lazy jobs' connection counters.
+fn lazy_metrics(shared: &Shared, t: &mut Text) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lazy = shared.lazy();
+    if lazy.is_empty() {
+        return;
+    }
+    type Get = fn(&crate::lazy::gate::Counters) -> u64;
+    let families: [(&str, MKind, &str, Get); 9] = [
+        (
+            "gantry_lazy_connections_accepted_total",
+            MKind::Counter,
+            "Connections a lazy job's listeners admitted.",
+            |c| c.accepted.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_connections_active",
+            MKind::Gauge,
+            "Connections open now through a lazy job's listeners.",
+            |c| c.active.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_connections_held",
+            MKind::Gauge,
+            "Connections open now that still wait for the job's upstream to answer.",
+            |c| c.held.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_connections_held_total",
+            MKind::Counter,
+            "Connections that arrived before the job's process answered and were held through its start.",
+            |c| c.held_total.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_cold_starts_total",
+            MKind::Counter,
+            "Starts of a lazy job for a connection, counted when its upstream first answered.",
+            |c| c.cold_starts.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_failed_spin_ups_total",
+            MKind::Counter,
+            "Starts of a lazy job whose upstream did not answer within spinUpTimeout.",
+            |c| c.failed_spin_ups.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_cool_down_stops_total",
+            MKind::Counter,
+            "Stops of a lazy job after coolDownTimeout without a connection.",
+            |c| c.cool_down_stops.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_received_bytes_total",
+            MKind::Counter,
+            "Bytes relayed from clients to a lazy job.",
+            |c| c.traffic.up.load(Relaxed),
+        ),
+        (
+            "gantry_lazy_sent_bytes_total",
+            MKind::Counter,
+            "Bytes relayed from a lazy job to its clients.",
+            |c| c.traffic.down.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        t.family(name, kind, help);
+        for (job, c) in lazy {
+            t.sample(name, &[("job", job)], get(c) as f64);
+        }
+    }
+    t.family(
+        "gantry_lazy_spin_up_duration_seconds",
+        MKind::Histogram,
+        "Time from a lazy job's start for a connection to its upstream's first answer.",
+    );
+    for (job, c) in lazy {
+        let (buckets, sum, count) = c.spin_up.snapshot();
+        t.histogram(
+            "gantry_lazy_spin_up_duration_seconds",
+            &[("job", job)],
+            &buckets,
+            sum,
+            count,
+        );
+    }
 }

@@ -63,14 +63,46 @@ enum Msg {
     Activity,
 }
 
-/// Counters of one lazy job, for logs now and for `/metrics` later.
-#[derive(Debug, Default)]
+/// Upper bounds (seconds) of the spin-up histogram.
+pub const SPIN_UP_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Counters of one lazy job, for `/metrics` and the API's job view.
+#[derive(Debug)]
 pub struct Counters {
+    /// Connections admitted.
     pub accepted: AtomicU64,
+    /// Connections open now.
     pub active: AtomicU64,
+    /// Connections open now and still held (not yet through to the upstream).
+    pub held: AtomicU64,
+    /// Connections that arrived before the job's current process answered (held through its start).
+    pub held_total: AtomicU64,
+    /// Starts of the job for a connection that ended with the upstream answering.
     pub cold_starts: AtomicU64,
     pub cool_down_stops: AtomicU64,
     pub failed_spin_ups: AtomicU64,
+    /// Bytes relayed client → job, and job → client.
+    pub traffic: super::proxy::Traffic,
+    /// Time from the start request to the upstream's first answer.
+    pub spin_up: crate::metrics::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            accepted: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            held_total: AtomicU64::new(0),
+            cold_starts: AtomicU64::new(0),
+            cool_down_stops: AtomicU64::new(0),
+            failed_spin_ups: AtomicU64::new(0),
+            traffic: super::proxy::Traffic::default(),
+            spin_up: crate::metrics::Histogram::new(&SPIN_UP_BUCKETS),
+        }
+    }
 }
 
 /// A listener's way to one lazy job's keeper.
@@ -253,6 +285,12 @@ impl Keeper {
                 }
                 _ = sleep_until(cool_down) => self.cool_down().await,
             }
+            self.counters
+                .active
+                .store(self.active as u64, Ordering::Relaxed);
+            self.counters
+                .held
+                .store(self.waiting as u64, Ordering::Relaxed);
             self.publish().await;
         }
     }
@@ -274,15 +312,17 @@ impl Keeper {
     async fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Enter(reply) => {
+                // Held: the job's current process (if any) has not answered yet.
+                let cold = !matches!(self.state(), JobState::Running { pid, .. } if self.answered == Some(pid));
                 let admitted = self.admit().await;
                 if admitted.is_ok() {
                     self.active += 1;
                     self.waiting += 1;
                     self.cool_down_at = None;
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .active
-                        .store(self.active as u64, Ordering::Relaxed);
+                    if cold {
+                        self.counters.held_total.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 // A connection that went away meanwhile sends its Leave anyway (its ticket was
                 // dropped, not disarmed): count it in so that the Leave balances.
@@ -296,9 +336,6 @@ impl Keeper {
                 if waiting {
                     self.waiting = self.waiting.saturating_sub(1);
                 }
-                self.counters
-                    .active
-                    .store(self.active as u64, Ordering::Relaxed);
                 self.arm_cool_down();
             }
             Msg::Answered { pid } => {
@@ -307,6 +344,7 @@ impl Keeper {
                     self.answered = Some(pid);
                     if let Some(asked) = self.cold_start_at.take() {
                         self.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+                        self.counters.spin_up.observe(asked.elapsed());
                         tracing::info!(
                             job = %self.job,
                             pid,

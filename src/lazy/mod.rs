@@ -28,7 +28,9 @@
 //! restarts or is idle waits in the backlog. For a lazy job, [`watch_socket`] stands in for the
 //! accept loop: while the job is idle it waits until the socket is readable (a connection waits) and
 //! starts the job through its gate; while the job runs, each new connection only restarts the
-//! cool-down (gantry cannot see the job's connections close).
+//! cool-down (gantry cannot see the job's connections close). A lazy job that has failed for good
+//! accepts nothing: while it stays failed, gantry accepts and resets each waiting connection (one
+//! log line per failure), so that clients are refused instead of hanging in the backlog.
 //!
 //! Everything here lives on `up`'s runtime; when `up` returns, the listeners and every connection are
 //! closed, and unix socket files removed.
@@ -233,8 +235,34 @@ async fn watch_socket(fd: OwnedFd, gate: Gate, what: String) {
         }
     };
     let mut status = gate.subscribe();
+    let mut refused = 0usize;
     loop {
         let state = status.borrow_and_update().state;
+        // Failed for good: nothing will accept these clients; refuse them rather than let them
+        // hang in the backlog, until the job is started again (through the API).
+        if let JobState::Failed(exit) = state {
+            if net::pending(socket.get_ref().as_fd()) {
+                match net::refuse_pending(socket.get_ref().as_fd()) {
+                    Ok(n) if n > 0 => {
+                        if refused == 0 {
+                            tracing::error!(
+                                "job {:?} has failed ({exit}); refusing connections on {what} until it is started again",
+                                &*gate.job
+                            );
+                        }
+                        refused += n;
+                        tracing::debug!("{what}: {refused} connection(s) refused so far");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!("{what}: cannot refuse the waiting connections: {e}");
+                        return;
+                    }
+                }
+            }
+        } else {
+            refused = 0;
+        }
         // Idle (or stopped, or backed off into idle) with a connection waiting: start the job. A
         // level check, so a connection left in the backlog by the last run is seen too.
         if !state.is_live()
@@ -333,7 +361,7 @@ fn transient(e: &io::Error) -> bool {
 async fn serve_plain(client: Stream, peer: Peer, spec: &ListenSpec) {
     let deadline = Instant::now() + DEFAULT_SPIN_UP_TIMEOUT;
     match proxy::dial_until(&spec.forward, deadline, || None).await {
-        Ok(upstream) => forward(client, upstream, peer, spec).await,
+        Ok(upstream) => forward(client, upstream, peer, spec, None).await,
         Err(e) => {
             tracing::warn!(
                 "connection from {peer}: {} did not answer ({e}); closing it",
@@ -381,19 +409,25 @@ async fn serve_lazy(client: Stream, peer: Peer, spec: &ListenSpec, gate: &Gate, 
             }
         }
     };
-    forward(client, upstream, peer, spec).await;
+    forward(client, upstream, peer, spec, Some(&gate.counters.traffic)).await;
     drop(ticket);
 }
 
 /// PROXY header (if asked), then the relay.
-async fn forward(client: Stream, mut upstream: Stream, peer: Peer, spec: &ListenSpec) {
+async fn forward(
+    client: Stream,
+    mut upstream: Stream,
+    peer: Peer,
+    spec: &ListenSpec,
+    traffic: Option<&proxy::Traffic>,
+) {
     if let Some(version) = spec.proxy_protocol {
         if let Err(e) = proxy::send_header(&mut upstream, version, &peer).await {
             tracing::debug!("connection from {peer}: cannot send the PROXY header: {e}");
             return client.reset();
         }
     }
-    let ended = proxy::relay(client, upstream).await;
+    let ended = proxy::relay(client, upstream, traffic).await;
     tracing::debug!("connection from {peer} ended: {ended:?}");
 }
 

@@ -159,6 +159,49 @@ pub async fn bind_passed(
     }
 }
 
+/// Accepts and closes every connection waiting on passed listening socket `fd` (a job that failed
+/// for good will not accept them; left in the backlog they would hang). TCP clients get a reset.
+/// Returns how many were refused. Only while no process of the job holds the socket: the socket is
+/// made non-blocking for the loop and put back as it was (blocking, as the job expects it).
+pub fn refuse_pending(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let owned = fd.try_clone_to_owned()?;
+    let tcp = std::net::TcpListener::from(owned);
+    if tcp.local_addr().is_ok() {
+        tcp.set_nonblocking(true)?;
+        let mut n = 0;
+        let result = loop {
+            match tcp.accept() {
+                Ok((stream, _)) => {
+                    n += 1;
+                    if stream.set_nonblocking(true).is_ok() {
+                        if let Ok(s) = tokio::net::TcpStream::from_std(stream) {
+                            Stream::Tcp(s).reset();
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        tcp.set_nonblocking(false)?;
+        return result;
+    }
+    let unix = std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(tcp));
+    unix.set_nonblocking(true)?;
+    let mut n = 0;
+    let result = loop {
+        match unix.accept() {
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    unix.set_nonblocking(false)?;
+    result
+}
+
 /// Whether a connection waits on listening socket `fd` right now (a level check; never blocks).
 pub fn pending(fd: BorrowedFd<'_>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -224,7 +267,66 @@ pub async fn dial(endpoint: &Endpoint) -> io::Result<Stream> {
     }
 }
 
+/// One splice(2) between a socket and a pipe, on the socket's readiness (`$dir` READABLE: socket →
+/// pipe; WRITABLE: pipe → socket). The pipe is non-blocking and, socket → pipe, empty (so its
+/// EAGAIN can only be the socket's).
+macro_rules! splice_poll {
+    ($sock:expr, $cx:expr, $ready:ident, $interest:expr, $from:expr, $to:expr, $len:expr) => {{
+        let sock = $sock;
+        loop {
+            std::task::ready!(sock.$ready($cx))?;
+            let moved = sock.try_io($interest, || {
+                nix::fcntl::splice(
+                    $from,
+                    None,
+                    $to,
+                    None,
+                    $len,
+                    nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK
+                        | nix::fcntl::SpliceFFlags::SPLICE_F_MOVE,
+                )
+                .map_err(io::Error::from)
+            });
+            match moved {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }};
+}
+
 impl Stream {
+    /// Moves up to `len` bytes from this socket into pipe `pipe` without copying them through
+    /// userspace; `Ok(0)` at the end of input.
+    pub fn poll_splice_into(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: BorrowedFd<'_>,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        use std::os::fd::AsFd;
+        let i = tokio::io::Interest::READABLE;
+        match self {
+            Stream::Tcp(s) => splice_poll!(s, cx, poll_read_ready, i, s.as_fd(), pipe, len),
+            Stream::Unix(s) => splice_poll!(s, cx, poll_read_ready, i, s.as_fd(), pipe, len),
+        }
+    }
+
+    /// Moves up to `len` bytes from pipe `pipe` into this socket.
+    pub fn poll_splice_from(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: BorrowedFd<'_>,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        use std::os::fd::AsFd;
+        let i = tokio::io::Interest::WRITABLE;
+        match self {
+            Stream::Tcp(s) => splice_poll!(s, cx, poll_write_ready, i, pipe, s.as_fd(), len),
+            Stream::Unix(s) => splice_poll!(s, cx, poll_write_ready, i, pipe, s.as_fd(), len),
+        }
+    }
+
     /// Closes with a TCP reset instead of a FIN (a unix socket just closes).
     pub fn reset(self) {
         if let Stream::Tcp(s) = &self {

@@ -1,9 +1,10 @@
 //! The proxy hop: dialling the upstream with a fast backoff, the PROXY protocol header, and the
 //! bidirectional copy.
 //!
-//! [`relay`] is one future per connection (no thread, no second task) that copies both directions
-//! through two fixed buffers of [`BUF`] bytes — memory per connection is bounded whatever the peers
-//! do. End of input on one side is passed on as a half-close (`shutdown(SHUT_WR)`), so a client that
+//! [`relay`] is one future per connection (no thread, no second task) that moves both directions,
+//! by default with splice(2) through one pipe per direction ([`PIPE_SIZE`]; the bytes never enter
+//! gantry's memory), else (`GANTRY_PROXY_COPY=userspace`, or no pipe to be had) through two fixed
+//! buffers of [`BUF`] bytes — memory per connection is bounded whatever the peers do. End of input on one side is passed on as a half-close (`shutdown(SHUT_WR)`), so a client that
 //! shuts its write side still reads the whole reply. An error on one side (a reset, a broken pipe)
 //! resets the other side, so a client sees an upstream reset as a reset rather than a clean end. When
 //! the future ends or is dropped, both sockets are closed: nothing outlives the connection.
@@ -11,18 +12,24 @@
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use super::net::{self, Peer, Stream};
 use crate::config::lazy::{Endpoint, ProxyProtocol};
 
-/// Bytes buffered per direction of one connection.
+/// Bytes buffered per direction of one connection (userspace copy).
 pub const BUF: usize = 64 * 1024;
+
+/// The pipe size asked for per direction (splice); what the kernel gives is the bound.
+pub const PIPE_SIZE: usize = 256 * 1024;
 
 /// The first pause between two dials of an upstream that is not listening yet.
 pub const FIRST_RETRY: Duration = Duration::from_millis(2);
@@ -132,6 +139,15 @@ pub async fn send_header(
     upstream.write_all(&proxy_header(version, peer)).await
 }
 
+/// Bytes relayed, counted as they go (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Client → upstream.
+    pub up: AtomicU64,
+    /// Upstream → client.
+    pub down: AtomicU64,
+}
+
 /// How a relay ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -177,6 +193,7 @@ impl Half {
         cx: &mut Context<'_>,
         from: &mut Stream,
         to: &mut Stream,
+        count: Option<&AtomicU64>,
     ) -> Poll<Result<(), Side>> {
         loop {
             if self.done {
@@ -193,6 +210,9 @@ impl Half {
                             self.pos = 0;
                             self.cap = n;
                             self.total += n as u64;
+                            if let Some(c) = count {
+                                c.fetch_add(n as u64, Ordering::Relaxed);
+                            }
                         }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Reader(e))),
@@ -226,20 +246,156 @@ impl Half {
     }
 }
 
+/// One direction moved with splice(2): socket → pipe → socket, the bytes never entering gantry's
+/// memory. The pipe holds what was read and not yet written.
+struct SpliceHalf {
+    pipe_r: OwnedFd,
+    pipe_w: OwnedFd,
+    /// Bytes in the pipe.
+    queued: usize,
+    eof: bool,
+    done: bool,
+    total: u64,
+}
+
+impl SpliceHalf {
+    fn new() -> io::Result<Self> {
+        let (pipe_r, pipe_w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // A bigger pipe moves more per call; the default (64 KiB) is kept if the kernel refuses.
+        let _ = nix::fcntl::fcntl(
+            pipe_w.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
+        );
+        Ok(SpliceHalf {
+            pipe_r,
+            pipe_w,
+            queued: 0,
+            eof: false,
+            done: false,
+            total: 0,
+        })
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+        to: &mut Stream,
+        count: Option<&AtomicU64>,
+    ) -> Poll<Result<(), Side>> {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            if self.queued == 0 && !self.eof {
+                match from.poll_splice_into(cx, self.pipe_w.as_fd(), PIPE_SIZE) {
+                    Poll::Ready(Ok(0)) => self.eof = true,
+                    Poll::Ready(Ok(n)) => {
+                        self.queued = n;
+                        self.total += n as u64;
+                        if let Some(c) = count {
+                            c.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Reader(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            while self.queued > 0 {
+                match to.poll_splice_from(cx, self.pipe_r.as_fd(), self.queued) {
+                    Poll::Ready(Ok(0)) => {
+                        let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
+                        return Poll::Ready(Err(Side::Writer(e)));
+                    }
+                    Poll::Ready(Ok(n)) => self.queued -= n.min(self.queued),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.eof {
+                match Pin::new(&mut *to).poll_shutdown(cx) {
+                    Poll::Ready(Ok(())) => self.done = true,
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
+                        self.done = true
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+/// A direction, moved one way or the other.
+enum Mover {
+    Copy(Half),
+    Splice(SpliceHalf),
+}
+
+impl Mover {
+    fn new() -> Self {
+        if copy_mode() == CopyMode::Splice {
+            if let Ok(h) = SpliceHalf::new() {
+                return Mover::Splice(h);
+            }
+        }
+        Mover::Copy(Half::new())
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+        to: &mut Stream,
+        count: Option<&AtomicU64>,
+    ) -> Poll<Result<(), Side>> {
+        match self {
+            Mover::Copy(h) => h.poll(cx, from, to, count),
+            Mover::Splice(h) => h.poll(cx, from, to, count),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        match self {
+            Mover::Copy(h) => h.total,
+            Mover::Splice(h) => h.total,
+        }
+    }
+}
+
+/// How the relay moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// splice(2) through a pipe per direction (the default; docs/lazy.md has its measurement status).
+    Splice,
+    /// read(2)/write(2) through a buffer of [`BUF`] bytes per direction.
+    Userspace,
+}
+
+/// The relay's copy mode: splice unless `GANTRY_PROXY_COPY=userspace` (read once).
+pub fn copy_mode() -> CopyMode {
+    static MODE: std::sync::OnceLock<CopyMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("GANTRY_PROXY_COPY").as_deref() {
+        Ok("userspace") => CopyMode::Userspace,
+        _ => CopyMode::Splice,
+    })
+}
+
 /// Copies between `client` and `upstream` until both directions ended or one side failed (see the
 /// module doc). Both sockets are closed on return, the healthy one with a reset if the other failed.
-pub async fn relay(mut client: Stream, mut upstream: Stream) -> Ended {
-    let mut up = Half::new();
-    let mut down = Half::new();
+/// Bytes moved are added to `traffic` as they go.
+pub async fn relay(mut client: Stream, mut upstream: Stream, traffic: Option<&Traffic>) -> Ended {
+    let mut up = Mover::new();
+    let mut down = Mover::new();
     let outcome = poll_fn(|cx| {
-        let a = up.poll(cx, &mut client, &mut upstream);
+        let a = up.poll(cx, &mut client, &mut upstream, traffic.map(|t| &t.up));
         if let Poll::Ready(Err(side)) = a {
             return Poll::Ready(Err(match side {
                 Side::Reader(e) => Ended::Client(e),
                 Side::Writer(e) => Ended::Upstream(e),
             }));
         }
-        let b = down.poll(cx, &mut upstream, &mut client);
+        let b = down.poll(cx, &mut upstream, &mut client, traffic.map(|t| &t.down));
         if let Poll::Ready(Err(side)) = b {
             return Poll::Ready(Err(match side {
                 Side::Reader(e) => Ended::Upstream(e),
@@ -255,8 +411,8 @@ pub async fn relay(mut client: Stream, mut upstream: Stream) -> Ended {
     .await;
     match outcome {
         Ok(()) => Ended::Clean {
-            up: up.total,
-            down: down.total,
+            up: up.total(),
+            down: down.total(),
         },
         Err(ended) => {
             match &ended {

@@ -50,5 +50,6 @@ pub fn spawn_watch(
     job: JobHandle,
     reaper: Arc<Reaper>,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
-    crate::watch::job::spawn_watch(spec, JobHost { job, reaper })
+    let name = job.name.clone();
+    crate::watch::job::spawn_watch(&name, spec, JobHost { job, reaper })
 }

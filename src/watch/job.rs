@@ -25,16 +25,21 @@ pub async fn run_with_reaper(
 }
 
 /// Starts watching `spec` and spawns the task that runs the reload sequence against `host` on every
-/// change (on the current tokio runtime, for as long as it runs).
+/// change (on the current tokio runtime, for as long as it runs). Each reload is counted under
+/// `job` ([`super::stats`]).
 pub fn spawn_watch<H: ReloadHost + Send + 'static>(
+    job: &str,
     spec: WatchSpec,
     mut host: H,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let watcher = Watcher::start(&[spec.path.as_str()], spec.options())?;
+    let job = job.to_string();
+    super::stats::register(&job, &spec.path, spec.action());
     Ok(tokio::spawn(async move {
         while let Some(change) = watcher.changed().await {
             // Failures (validate, delivery) are logged by `reload`; the watch carries on.
-            let _ = super::reload(&spec, &change, &mut host).await;
+            let outcome = super::reload(&spec, &change, &mut host).await;
+            super::stats::record(&job, &spec.path, &outcome);
         }
     }))
 }

@@ -21,12 +21,14 @@
 //! - `reload`: `WatchSpec`, `Action` and the splay → validate → pre → action → post sequence.
 //! - `sentinel`: go-init-sentinel's flags.
 //! - `job`: the glue to the supervisor (commands through the reaper, actions as `Control` messages).
+//! - `stats`: reloads per job, watch and outcome, for `/metrics`.
 
 mod engine;
 pub mod job;
 pub mod reload;
 mod scan;
 pub mod sentinel;
+pub mod stats;
 
 use std::path::PathBuf;
 
