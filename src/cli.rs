@@ -216,6 +216,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log format `GANTRY_LOG_FORMAT` asks for (text when unset or unknown), for a mode that does
+/// not parse the command line with clap (dinit's form).
+pub fn log_format_from_env() -> LogFormat {
+    std::env::var("GANTRY_LOG_FORMAT")
+        .ok()
+        .and_then(|v| LogFormat::from_str(v.trim(), true).ok())
+        .unwrap_or(LogFormat::Text)
+}
+
 /// Sets up `tracing` on stderr. The level comes from `GANTRY_LOG` (`error`, `warn`, `info`, `debug`,
 /// `trace`), else `default_level`.
 ///

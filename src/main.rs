@@ -1,4 +1,7 @@
 //! The `gantry` binary: parse, set up logging, dispatch, exit with the mode's code.
+//!
+//! dinit's command line (`gantry -r CMD ... -r CMD ...`, `gantry -submit ...`) is told apart by its
+//! first argument and handed whole to `flags::dinit`; everything else is parsed by `cli`.
 
 use std::process::ExitCode;
 
@@ -7,6 +10,10 @@ use gantry::{flags, renderfiles_cmd, up, wait_cmd};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    if flags::dinit::is_dinit_form(&argv) {
+        cli::init_logging(cli::log_format_from_env(), tracing::Level::WARN);
+        return exit_code(flags::dinit::main(&argv));
+    }
     let args = flags::preprocess_args(gantry::watch::sentinel::rewrite_single_dash(argv));
     let cli = cli::parse_from(args);
     let code = match &cli.command {
@@ -43,5 +50,9 @@ fn main() -> ExitCode {
             flags::run(&cli.init, &cli.cmd)
         }
     };
+    exit_code(code)
+}
+
+fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -374,6 +374,7 @@ pub async fn signal_loop(
     reaper: Arc<Reaper>,
     to_supervisor: mpsc::UnboundedSender<i32>,
     forward_to_group: bool,
+    forwarded: u128,
 ) {
     let afd = match sys::async_signalfd(fd) {
         Ok(afd) => afd,
@@ -399,6 +400,10 @@ pub async fn signal_loop(
                 }
                 Ok(Some(sig)) if sig == libc::SIGTERM || sig == libc::SIGINT => {
                     let _ = to_supervisor.send(sig);
+                }
+                // Not among the signals to forward (muinit's -s): dropped.
+                Ok(Some(sig)) if forwarded & 1u128.checked_shl(sig as u32).unwrap_or(0) == 0 => {
+                    tracing::debug!("not forwarding {}", crate::signals::Name(sig));
                 }
                 Ok(Some(sig)) => {
                     reaper.forward(sig, forward_to_group);

@@ -31,15 +31,24 @@ pub struct Options {
     pub forward_to_group: bool,
     /// Give a job the terminal's foreground (flags-only mode with one command).
     pub foreground: bool,
+    /// The signals the signal loop forwards to jobs: bit N for signal N (see
+    /// `reaper::signal_loop`). Every one by default.
+    pub forwarded: u128,
 }
 
 impl Options {
+    /// Forward only the signals in `forwarded` (bit N for signal N).
+    pub fn forwarding(self, forwarded: u128) -> Self {
+        Options { forwarded, ..self }
+    }
+
     /// For a mode that supervises jobs.
     pub fn supervising(forward_to_group: bool, foreground: bool) -> Self {
         Options {
             subreaper: true,
             forward_to_group,
             foreground,
+            forwarded: u128::MAX,
         }
     }
 
@@ -49,6 +58,7 @@ impl Options {
             subreaper: false,
             forward_to_group: true,
             foreground: false,
+            forwarded: u128::MAX,
         }
     }
 }
@@ -108,6 +118,7 @@ where
             reaper.clone(),
             tx.clone(),
             opts.forward_to_group,
+            opts.forwarded,
         ));
         let ctx = Ctx {
             reaper,

@@ -1,9 +1,17 @@
 //! The flags-only mode: `gantry [OPTIONS] -- CMD ARGS... [--- CMD ARGS...]`, an init like tini.
 //!
 //! This module owns turning the command line into jobs (one per `---`-separated command, each run once
-//! and never restarted), the tini/muinit/dinit options (stop signal, grace, staged kill signals,
-//! forwarding target, `$VAR` expansion) and rewriting argv spellings clap cannot read directly. The
-//! first command to end brings the others down; the exit status is that of the first that failed.
+//! and never restarted), the tini/muinit options (stop signal, grace, staged kill signals, forwarded
+//! signals, forwarding target, `$VAR` expansion) and rewriting argv spellings clap cannot read
+//! directly. The first command to end brings the others down; the exit status is that of the first
+//! that failed.
+//!
+//! Two other init's command lines are read here too: muinit's short options are this mode's own
+//! ([`muinit`] owns which signals `-s` lets through), and dinit's `-r CMD ... -r CMD ...` form, with
+//! its primary process, hooks and submission socket, is [`dinit`]'s.
+
+pub mod dinit;
+pub mod muinit;
 
 use std::time::Duration;
 
@@ -40,13 +48,17 @@ pub struct InitArgs {
     /// Grace period after the stop signal before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
-    /// Staged termination (muinit's -k): signals sent in turn, e.g. TERM,INT,KILL; overrides
-    /// --stop-signal. SIGKILL always ends the list.
-    #[arg(long, value_name = "SIG,SIG,...", value_delimiter = ',', value_parser = signal_arg)]
+    /// Staged termination (muinit's -k): signals sent in turn, e.g. TERM,INT,KILL or 15,9;
+    /// overrides --stop-signal. SIGKILL always ends the list.
+    #[arg(short = 'k', long, value_name = "SIG,SIG,...", value_delimiter = ',', value_parser = signal_arg)]
     pub kill_stages: Option<Vec<i32>>,
-    /// Time to wait after each stage of --kill-stages (muinit's -t).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    /// Time to wait after each stage of --kill-stages (muinit's -t; bare numbers are seconds).
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub stage_timeout: Duration,
+    /// Forward only these signals (muinit's -s), e.g. 1,10 or HUP,USR1; the others are not
+    /// forwarded (SIGTERM and SIGINT still stop the commands). Default: every signal.
+    #[arg(short = 's', long, value_name = "SIG,SIG,...", value_delimiter = ',', value_parser = signal_arg)]
+    pub forward_signals: Option<Vec<i32>>,
     /// Forward signals to the child's process group or only to the child.
     #[arg(long, value_enum, default_value_t = ForwardTo::Group)]
     pub forward_to: ForwardTo,
@@ -211,8 +223,9 @@ pub fn run(args: &InitArgs, words: &[String]) -> i32 {
     let wait_timeout = args.wait_timeout;
     let grace = args.stop().total();
     let group = args.forward_to == ForwardTo::Group;
+    let forwarded = muinit::forwarded(args.forward_signals.as_deref());
     crate::runtime::run(
-        Options::supervising(group, foreground),
+        Options::supervising(group, foreground).forwarding(forwarded),
         move |ctx, mut stops| async move {
             if let Err(e) = crate::probe_phase::wait_for(deps, wait_timeout, &mut stops).await {
                 return e.code();
@@ -280,6 +293,7 @@ mod tests {
             stop_timeout: Duration::from_secs(10),
             kill_stages: Some(vec![libc::SIGINT, libc::SIGTERM, libc::SIGKILL]),
             stage_timeout: Duration::from_secs(2),
+            forward_signals: None,
             forward_to: ForwardTo::Group,
             expand_env: false,
             wait: Vec::new(),
