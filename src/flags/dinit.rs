@@ -308,6 +308,7 @@ async fn run_hook(
     let setup = ChildSetup {
         new_process_group: true,
         foreground: false,
+        notify_fd: None,
     };
     let spawned = reaper.spawn(spec, setup, Stdio::inherit(), Stdio::inherit())?;
     let mut exit = spawned.exit;
@@ -343,6 +344,7 @@ fn run(args: Dinit) -> i32 {
                 max_attempts: Attempts::Limited(1),
                 restart_delay: crate::config::model::DEFAULT_RESTART_DELAY,
                 one_time: true,
+                readiness: Default::default(),
                 controllable: false,
                 stop: stop.clone(),
                 watches: Vec::new(),
@@ -464,7 +466,7 @@ fn first_to_end(
         let name = job.name.clone();
         tokio::spawn(async move {
             loop {
-                let status = changes.borrow_and_update().clone();
+                let status = *changes.borrow_and_update();
                 match status.state {
                     JobState::Completed(s) | JobState::Failed(s)
                         if primary || status.starts == 0 =>
@@ -598,7 +600,7 @@ async fn accept(
     for (i, words) in commands.iter().enumerate() {
         let spec = command(words, env);
         let name = format!("submitted{}.{}:{}", n, i + 1, base_name(&spec.program));
-        match launcher.launch(&name, &spec, &Sockets::default()) {
+        match launcher.launch(&name, &spec, &Sockets::default(), None) {
             Ok(child) => {
                 tracing::info!("{name:?} started (pid {}): {}", child.pid, spec.display());
                 reply.push_str(&format!(
