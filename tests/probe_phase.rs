@@ -125,8 +125,11 @@ job "app" {{
         out.stdout,
         out.stderr
     );
+    // The probe's name is a field of its own; the line names what was checked.
     assert!(
-        out.stderr.contains("late (tcp 127.0.0.1:"),
+        out.stderr.lines().any(|l| l.contains("tcp 127.0.0.1:")
+            && l.contains("is ready")
+            && l.contains("probe=late")),
         "{}",
         out.stderr
     );
