@@ -242,7 +242,7 @@ fn a_failed_socket_activated_lazy_job_refuses_its_clients_instead_of_leaving_the
         up.log()
     );
     assert!(
-        up.log().contains("job \"web\" failed (exit code 1)"),
+        logged(&up.log(), &["failed (exit code 1)", "job=web"]),
         "{}",
         up.log()
     );

@@ -67,7 +67,7 @@ fn a_failing_boot_job_stops_startup_with_exit_71() {
     assert_eq!(out.code, Some(71), "{}", out.stderr);
     assert!(!never.exists());
     assert!(
-        out.stderr.contains("boot job \"fail\" failed"),
+        logged(&out.stderr, &["boot job failed", "job=fail"]),
         "{}",
         out.stderr
     );
@@ -137,7 +137,7 @@ fn a_failed_job_brings_the_others_down() {
     let out = up(&dir);
     assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(
-        out.stderr.contains("job \"long\" stopped"),
+        logged(&out.stderr, &["stopped", "job=long"]),
         "{}",
         out.stderr
     );
@@ -190,7 +190,7 @@ fn keep_running_waits_for_a_signal_after_every_job_ended() {
     let out = finish(child);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        out.stderr.contains("job \"once\" completed"),
+        logged(&out.stderr, &["completed", "job=once"]),
         "{}",
         out.stderr
     );

@@ -96,6 +96,14 @@ pub fn run(cmd: Command) -> Output {
 }
 
 /// Polls `cond` until it holds or the guard runs out (then panics with `what`).
+/// Whether one line of gantry's log holds every one of `parts` (a message and its fields, as in
+/// `failed (exit code 4)` and `job=bad`: the job's name is a field of its own, not in the message).
+#[allow(dead_code)]
+pub fn logged(log: &str, parts: &[&str]) -> bool {
+    log.lines()
+        .any(|line| parts.iter().all(|p| line.contains(p)))
+}
+
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
