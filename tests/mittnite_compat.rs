@@ -287,20 +287,10 @@ fn a_boot_job_with_wait_for_starts_only_once_its_probe_is_ready_and_others_boot_
         !dir.join("migrate.started").exists() && !dir.join("seed.started").exists(),
         "a boot job started before the probe it waits for was ready"
     );
-    std::fs::write(&marker, "").expect("marker");
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late port");
-    let out = finish(child);
-    drop(listener);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        out.stdout.contains("migrate-saw-the-probe-ready"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("seed-saw-the-probe-ready"),
-        "{}",
-        out.stdout
+    let out = make_the_probe_ready_and_finish(child, &marker, port);
+    assert_printed(
+        &out,
+        &["migrate-saw-the-probe-ready", "seed-saw-the-probe-ready"],
     );
     assert!(out.stdout.contains("app-started"), "{}", out.stdout);
     // One probe, polled once for both boot jobs (and, wait = false, not again after boot).
@@ -432,20 +422,10 @@ fn settings_probes_before_boot_gives_mittnites_order_for_the_whole_directory() {
         !dir.join("first.started").exists() && !dir.join("second.started").exists(),
         "a boot job started before every probe was ready"
     );
-    std::fs::write(&marker, "").expect("marker");
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late port");
-    let out = finish(child);
-    drop(listener);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        out.stdout.contains("first-saw-the-probe-ready"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("second-saw-the-probe-ready"),
-        "{}",
-        out.stdout
+    let out = make_the_probe_ready_and_finish(child, &marker, port);
+    assert_printed(
+        &out,
+        &["first-saw-the-probe-ready", "second-saw-the-probe-ready"],
     );
 }
 
@@ -541,5 +521,27 @@ fn the_repository_mittnite_examples_load_in_gantrys_order_with_no_warning() {
         let plan = gantry::config::load(&dir).expect("the fixtures load");
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
         assert_eq!(plan.order, gantry::config::Order::BootFirst);
+    }
+}
+
+/// Makes the late probe ready (the marker the boot jobs check, then the listener the tcp probe
+/// waits for), waits for gantry to end, and checks it exited 0.
+fn make_the_probe_ready_and_finish(child: std::process::Child, marker: &Path, port: u16) -> Output {
+    std::fs::write(marker, "").expect("marker");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late port");
+    let out = finish(child);
+    drop(listener);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
+}
+
+/// Checks that every one of `lines` is in gantry's stdout.
+fn assert_printed(out: &Output, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            out.stdout.contains(line),
+            "{line} missing in {}",
+            out.stdout
+        );
     }
 }
