@@ -140,7 +140,7 @@ job "migrate" {{
         (answering - worker) / 1_000_000
     );
     assert!(
-        out.stderr.contains("job \"api\" is ready after"),
+        logged(&out.stderr, &["is ready after", "job=api"]),
         "{}",
         out.stderr
     );
@@ -232,12 +232,12 @@ job "after-silent" {{
         "the notify socket outlived gantry"
     );
     assert!(
-        out.stderr.contains("job \"svc\" status: warming up"),
+        logged(&out.stderr, &["status: warming up", "job=svc"]),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains("job \"svc\" is ready after"),
+        logged(&out.stderr, &["is ready after", "job=svc"]),
         "{}",
         out.stderr
     );
@@ -275,7 +275,7 @@ job "next" {{
     let out = gantry.stop();
     assert!(at(&log, "next started") >= at(&log, "fd ready"));
     assert!(
-        out.stderr.contains("job \"s6\" is ready after"),
+        logged(&out.stderr, &["is ready after", "job=s6"]),
         "{}",
         out.stderr
     );

@@ -14,7 +14,7 @@ pub async fn watch(job: String, read: OwnedFd, report: Report) {
     let mut rx = match pipe::Receiver::from_owned_fd(read) {
         Ok(rx) => rx,
         Err(e) => {
-            tracing::error!("job {job:?}: cannot read its notification fd: {e}");
+            tracing::error!(job = %job, "cannot read its notification fd: {e}");
             return;
         }
     };
@@ -22,7 +22,7 @@ pub async fn watch(job: String, read: OwnedFd, report: Report) {
     loop {
         match rx.read(&mut buf).await {
             Ok(0) => {
-                tracing::debug!("job {job:?} closed its notification fd without a line");
+                tracing::debug!(job = %job, "closed its notification fd without a line");
                 return;
             }
             Ok(n) if buf[..n].contains(&b'\n') => {
@@ -31,7 +31,7 @@ pub async fn watch(job: String, read: OwnedFd, report: Report) {
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::error!("job {job:?}: cannot read its notification fd: {e}");
+                tracing::error!(job = %job, "cannot read its notification fd: {e}");
                 return;
             }
         }

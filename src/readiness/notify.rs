@@ -145,7 +145,7 @@ pub async fn watch(job: String, socket: Arc<NotifySocket>, pid: i32, report: Rep
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
-                tracing::error!("job {job:?}: cannot read its notify socket: {e}");
+                tracing::error!(job = %job, "cannot read its notify socket: {e}");
                 return;
             }
         };
@@ -162,7 +162,7 @@ pub async fn watch(job: String, socket: Arc<NotifySocket>, pid: i32, report: Rep
         }
         let (events, status) = parse(&text);
         if let Some(status) = status {
-            tracing::info!("job {job:?} status: {status}");
+            tracing::info!(job = %job, "status: {status}");
         }
         for event in events {
             if let Event::MainPid(p) = event {

@@ -38,7 +38,7 @@ pub async fn until_ready(job: String, probe: Arc<dyn Probe>, report: Report) {
             Err(e) => {
                 let text = e.to_string();
                 if last.as_deref() != Some(&text) {
-                    tracing::debug!("job {job:?} not ready yet: {}: {text}", probe.describe());
+                    tracing::debug!(job = %job, "not ready yet: {}: {text}", probe.describe());
                     last = Some(text);
                 }
                 tokio::time::sleep(backoff(failed, e.is_refused())).await;

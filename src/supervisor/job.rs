@@ -712,7 +712,7 @@ impl Actor {
                             match event {
                                 Event::Ready => {
                                     if !self.status.borrow().ready {
-                                        tracing::info!("job {name:?} is ready after {:?}", started.elapsed());
+                                        tracing::info!(job = %name, "is ready after {:?}", started.elapsed());
                                         self.set_ready(true);
                                         if !alive_on {
                                             alive_on = true;
@@ -721,18 +721,18 @@ impl Actor {
                                     }
                                 }
                                 Event::Reloading => {
-                                    tracing::info!("job {name:?} is reloading");
+                                    tracing::info!(job = %name, "is reloading");
                                     self.set_ready(false);
                                 }
                                 Event::Stopping => {
-                                    tracing::info!("job {name:?} is stopping");
+                                    tracing::info!(job = %name, "is stopping");
                                     self.set_ready(false);
                                 }
                                 Event::Watchdog => {
                                     watchdog_at = watchdog.map(|w| Instant::now() + w);
                                 }
                                 Event::MainPid(main) => {
-                                    tracing::debug!("job {name:?}: main process is now {main}");
+                                    tracing::debug!(job = %name, "main process is now {main}");
                                 }
                                 Event::NotAlive => {
                                     let Some((_, spec)) = &self.def.checks.alive else { continue };
