@@ -358,7 +358,7 @@ fn on_a_terminal_ctrl_c_reaches_the_child_and_the_exit_code_is_130() {
     // terminal's foreground), not to gantry. Were gantry in the foreground instead, it would stop the
     // child with SIGTERM and exit 143.
     let script = r#"
-import os, pty, sys, select
+import os, pty, sys, select, time
 pid, fd = pty.fork()
 if pid == 0:
     # The child is in its final form when it says "ready" (a shell would race a ^C against its fork).
@@ -371,7 +371,36 @@ while b"ready" not in buf:
         sys.exit("no output from the child")
     buf += os.read(fd, 1024)
 os.write(fd, b"\x03")
-_, status = os.waitpid(pid, 0)
+# Bounded, and a hang says what every process was doing (state, group, the terminal's foreground).
+deadline = time.monotonic() + 20
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if time.monotonic() > deadline:
+        def stat(p):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return f"pid {p} state {fields[0]} pgrp {fields[2]}"
+            except OSError as e:
+                return f"pid {p}: {e}"
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        try:
+            fg = os.tcgetpgrp(fd)
+        except OSError as e:
+            fg = e
+        r, _, _ = select.select([fd], [], [], 0)
+        if r:
+            buf += os.read(fd, 4096)
+        os.kill(pid, 9)
+        sys.exit(f"gantry did not exit after ^C: foreground {fg}; gantry {stat(pid)}; "
+                 f"children {[stat(k) for k in kids]}; terminal output {buf!r}")
+    time.sleep(0.02)
 print(os.waitstatus_to_exitcode(status))
 "#;
     let out = run({
