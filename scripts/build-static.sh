@@ -45,6 +45,17 @@ if readelf -lW "$bin" 2>/dev/null | grep -q 'Requesting program interpreter' \
   exit 1
 fi
 
+# The image's copy has no symbol table. It is stripped here rather than by the release profile:
+# the start-up link order (link/) is generated from this same build, which needs its symbols, and a
+# profile that differs (in `strip` too) compiles to different code. Stripping leaves the loaded
+# segments as they are.
+command -v strip >/dev/null || {
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils >&2
+}
+mkdir -p "$PWD/target/static"
+strip --strip-all -o "$PWD/target/static/gantry" "$bin"
+bin="$PWD/target/static/gantry"
+
 if [ -n "$out" ]; then
   mkdir -p "$(dirname "$out")"
   cp "$bin" "$out"
