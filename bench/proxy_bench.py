@@ -284,7 +284,13 @@ def main():
             pid = int(open(os.path.join(lzdir, "pids")).read().split()[-1])
             s.close()
             t1 = time.perf_counter()
-            while os.path.exists(f"/proc/{pid}") and " Z " not in open(f"/proc/{pid}/stat").read().split(")", 1)[1][:3]:
+            while True:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().split(")", 1)[1][:3] == " Z ":
+                            break
+                except OSError:  # reaped between two looks
+                    break
                 time.sleep(0.0005)
             cool.append(time.perf_counter() - t1 - 0.5)
             time.sleep(0.05)
@@ -314,10 +320,20 @@ def main():
             raise Done
 
         # Idle wakeups with 100 listeners.
+        # 100 distinct ports: every socket stays bound until all are picked (one at a time, the
+        # kernel may hand the same free port out twice).
+        held = []
+        for _ in range(100):
+            h = socket.socket()
+            h.bind(("127.0.0.1", 0))
+            held.append(h)
+        ports = [h.getsockname()[1] for h in held]
+        for h in held:
+            h.close()
         body = ""
-        for i in range(100):
+        for i, port in enumerate(ports):
             body += (
-                f'job "j{i}" {{\n command = "true"\n lazy {{}}\n listen "127.0.0.1:{free_port()}" {{ forward = "127.0.0.1:1" }}\n}}\n'
+                f'job "j{i}" {{\n command = "true"\n lazy {{}}\n listen "127.0.0.1:{port}" {{ forward = "127.0.0.1:1" }}\n}}\n'
             )
         conf = gantry_conf(tmp, "idle", body)
         g = start_gantry(conf, os.path.join(tmp, "idle.log"))

@@ -267,3 +267,61 @@ job "app" {{
     until("validate_failed", 1.0);
     assert_eq!(reloads("signal"), Some(1.0));
 }
+
+#[test]
+fn a_lazy_job_spinning_up_for_a_client_leaves_gantry_ready() {
+    // A readiness probe that answers 503 while a lazy job spins up would take the container out of
+    // service just as traffic arrives; only the always-on job decides.
+    let port = free_port();
+    let (listen, upstream) = (free_port(), free_port());
+    let out = tempfile::tempdir().expect("tempdir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lazy_upstream.py");
+    let config = format!(
+        r#"
+job "web" {{
+  command = "/bin/sleep"
+  args = ["1000"]
+}}
+job "lazy" {{
+  command = "python3"
+  args = ["{script}", "hello", "127.0.0.1:{upstream}", "3", "{out}"]
+  ready {{ url = "tcp://127.0.0.1:{upstream}" }}
+  lazy {{
+    spinUpTimeout = "30s"
+  }}
+  listen "127.0.0.1:{listen}" {{ forward = "127.0.0.1:{upstream}" }}
+}}
+"#,
+        out = out.path().display()
+    );
+    let port_s = port.to_string();
+    let _up = Up::spawn(&config, &["-p", &port_s]);
+    wait_for(port, "/readyz", 200);
+    // A client arrives: the lazy job starts, and its upstream listens only after 3 s.
+    let client = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut line = [0u8; 4];
+        s.read_exact(&mut line).expect("the held client is served");
+        line
+    });
+    let start = Instant::now();
+    loop {
+        let (_, text) = get(port, "/metrics");
+        if value(&parse_metrics(&text), "gantry_job_up", ("job", "lazy")) == Some(1.0) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, text) = get(port, "/metrics");
+    let spinning = value(&parse_metrics(&text), "gantry_job_ready", ("job", "lazy"));
+    let (ready_code, body) = get(port, "/readyz");
+    assert_eq!(ready_code, 200, "while the lazy job spins up: {body}");
+    // The check ran while the job was up and not ready yet (its upstream waits 3 s to listen).
+    assert_eq!((code, spinning), (200, Some(0.0)), "{text}");
+    assert_eq!(&client.join().expect("client"), b"pid=");
+    assert_eq!(get(port, "/readyz").0, 200);
+}

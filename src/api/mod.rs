@@ -258,13 +258,27 @@ impl Shared {
     }
 
     /// Whether `up` is ready: the run phase reached, not shutting down, every job of the run phase
-    /// running or completed, and every `wait` probe passing now.
+    /// running (and ready) or completed, every lazy job but one failed for good, and every `wait`
+    /// probe passing now.
     pub async fn ready(&self) -> (bool, String) {
         if self.phase() != Phase::Run || self.handle.is_shutting_down() {
             return (false, format!("phase {}", self.phase().name()));
         }
         for job in self.handle.list() {
             if job.kind != crate::supervisor::Kind::Job {
+                continue;
+            }
+            // A lazy job is started by a connection and stopped after its cool-down: idle, spinning
+            // up for a held client or cooling down, it is as ready as it is meant to be (answering
+            // 503 while it spins up would take the container out of service just when traffic
+            // comes). Only one that failed for good, whose listeners refuse connections, counts.
+            if self.lazy_counters(&job.name).is_some() {
+                if let JobState::Failed(status) = &job.status.state {
+                    return (
+                        false,
+                        format!("lazy job {:?} has failed ({status})", job.name),
+                    );
+                }
                 continue;
             }
             if !matches!(

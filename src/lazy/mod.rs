@@ -10,7 +10,7 @@
 //! 1. enters the job's gate — the keeper starts the job through the supervisor handle if it does not
 //!    run, or refuses the connection if the job has failed for good;
 //! 2. waits for the job's process to run and dials the upstream with a fast backoff (2 ms doubling to
-//!    25 ms) until it answers or the process has run for `spinUpTimeout`; every connection that
+//!    10 ms) until it answers or the process has run for `spinUpTimeout`; every connection that
 //!    arrives during the spin-up is held the same way. A spin-up that times out closes the held
 //!    clients, is logged, and counts as a failed start of the job (its process is stopped);
 //! 3. writes the PROXY header if asked, and relays ([`proxy`]) until both sides are done;

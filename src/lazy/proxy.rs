@@ -35,9 +35,9 @@ pub const PIPE_SIZE: usize = 256 * 1024;
 pub const FIRST_RETRY: Duration = Duration::from_millis(2);
 /// The longest pause between two dials (so a held client waits at most this long after the
 /// upstream starts listening).
-pub const MAX_RETRY: Duration = Duration::from_millis(25);
+pub const MAX_RETRY: Duration = Duration::from_millis(10);
 
-/// Dials `endpoint` until it answers or `deadline` passes, pausing 2 ms, 4 ms, ... up to 25 ms
+/// Dials `endpoint` until it answers or `deadline` passes, pausing 2 ms, 4 ms, ... up to 10 ms
 /// between attempts. The last error is returned when the deadline passed first. `abort` is polled
 /// between attempts: when it yields, dialling stops with that error.
 pub async fn dial_until(
@@ -159,11 +159,94 @@ pub enum Ended {
     Upstream(io::Error),
 }
 
-/// One direction of a relay.
+/// Where one direction's bytes wait between being read and being written: a pipe that splice(2)
+/// fills and drains (the bytes never enter gantry's memory), or a fixed buffer of [`BUF`] bytes.
+enum Store {
+    Pipe {
+        r: OwnedFd,
+        w: OwnedFd,
+        /// Bytes in the pipe.
+        queued: usize,
+    },
+    Buffer {
+        buf: Box<[u8]>,
+        pos: usize,
+        cap: usize,
+    },
+}
+
+impl Store {
+    fn new(mode: CopyMode) -> Self {
+        if mode == CopyMode::Splice {
+            if let Ok((r, w)) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC) {
+                // A bigger pipe moves more per call; the default (64 KiB) is kept if the kernel
+                // refuses.
+                let _ = nix::fcntl::fcntl(
+                    w.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
+                );
+                return Store::Pipe { r, w, queued: 0 };
+            }
+        }
+        Store::Buffer {
+            buf: vec![0; BUF].into_boxed_slice(),
+            pos: 0,
+            cap: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Store::Pipe { queued, .. } => *queued == 0,
+            Store::Buffer { pos, cap, .. } => pos == cap,
+        }
+    }
+
+    /// Reads from `from` into the (empty) store; `Ok(0)` at the end of input.
+    fn fill(&mut self, cx: &mut Context<'_>, from: &mut Stream) -> Poll<io::Result<usize>> {
+        let n = match self {
+            Store::Pipe { w, queued, .. } => {
+                let n = std::task::ready!(from.poll_splice_into(cx, w.as_fd(), PIPE_SIZE))?;
+                *queued = n;
+                n
+            }
+            Store::Buffer { buf, pos, cap } => {
+                let mut rb = ReadBuf::new(buf);
+                std::task::ready!(Pin::new(&mut *from).poll_read(cx, &mut rb))?;
+                (*pos, *cap) = (0, rb.filled().len());
+                *cap
+            }
+        };
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes some of what the store holds to `to`.
+    fn drain(&mut self, cx: &mut Context<'_>, to: &mut Stream) -> Poll<io::Result<()>> {
+        let n = match self {
+            Store::Pipe { r, queued, .. } => {
+                let n = std::task::ready!(to.poll_splice_from(cx, r.as_fd(), *queued))?;
+                *queued -= n.min(*queued);
+                n
+            }
+            Store::Buffer { buf, pos, cap } => {
+                let n = std::task::ready!(Pin::new(&mut *to).poll_write(cx, &buf[*pos..*cap]))?;
+                *pos += n;
+                n
+            }
+        };
+        if n == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "wrote nothing",
+            )));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One direction of a relay: read into the store, write it all out, and pass the end of input on.
 struct Half {
-    buf: Box<[u8]>,
-    pos: usize,
-    cap: usize,
+    store: Store,
     eof: bool,
     done: bool,
     total: u64,
@@ -176,11 +259,9 @@ enum Side {
 }
 
 impl Half {
-    fn new() -> Self {
+    fn new(mode: CopyMode) -> Self {
         Half {
-            buf: vec![0; BUF].into_boxed_slice(),
-            pos: 0,
-            cap: 0,
+            store: Store::new(mode),
             eof: false,
             done: false,
             total: 0,
@@ -199,33 +280,22 @@ impl Half {
             if self.done {
                 return Poll::Ready(Ok(()));
             }
-            if self.pos == self.cap && !self.eof {
-                let mut rb = ReadBuf::new(&mut self.buf);
-                match Pin::new(&mut *from).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
-                            self.eof = true;
-                        } else {
-                            self.pos = 0;
-                            self.cap = n;
-                            self.total += n as u64;
-                            if let Some(c) = count {
-                                c.fetch_add(n as u64, Ordering::Relaxed);
-                            }
+            if self.store.is_empty() && !self.eof {
+                match self.store.fill(cx, from) {
+                    Poll::Ready(Ok(0)) => self.eof = true,
+                    Poll::Ready(Ok(n)) => {
+                        self.total += n as u64;
+                        if let Some(c) = count {
+                            c.fetch_add(n as u64, Ordering::Relaxed);
                         }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Reader(e))),
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            while self.pos < self.cap {
-                match Pin::new(&mut *to).poll_write(cx, &self.buf[self.pos..self.cap]) {
-                    Poll::Ready(Ok(0)) => {
-                        let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
-                        return Poll::Ready(Err(Side::Writer(e)));
-                    }
-                    Poll::Ready(Ok(n)) => self.pos += n,
+            while !self.store.is_empty() {
+                match self.store.drain(cx, to) {
+                    Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
                     Poll::Pending => return Poll::Pending,
                 }
@@ -246,127 +316,10 @@ impl Half {
     }
 }
 
-/// One direction moved with splice(2): socket → pipe → socket, the bytes never entering gantry's
-/// memory. The pipe holds what was read and not yet written.
-struct SpliceHalf {
-    pipe_r: OwnedFd,
-    pipe_w: OwnedFd,
-    /// Bytes in the pipe.
-    queued: usize,
-    eof: bool,
-    done: bool,
-    total: u64,
-}
-
-impl SpliceHalf {
-    fn new() -> io::Result<Self> {
-        let (pipe_r, pipe_w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        // A bigger pipe moves more per call; the default (64 KiB) is kept if the kernel refuses.
-        let _ = nix::fcntl::fcntl(
-            pipe_w.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
-        );
-        Ok(SpliceHalf {
-            pipe_r,
-            pipe_w,
-            queued: 0,
-            eof: false,
-            done: false,
-            total: 0,
-        })
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        from: &mut Stream,
-        to: &mut Stream,
-        count: Option<&AtomicU64>,
-    ) -> Poll<Result<(), Side>> {
-        loop {
-            if self.done {
-                return Poll::Ready(Ok(()));
-            }
-            if self.queued == 0 && !self.eof {
-                match from.poll_splice_into(cx, self.pipe_w.as_fd(), PIPE_SIZE) {
-                    Poll::Ready(Ok(0)) => self.eof = true,
-                    Poll::Ready(Ok(n)) => {
-                        self.queued = n;
-                        self.total += n as u64;
-                        if let Some(c) = count {
-                            c.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Reader(e))),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            while self.queued > 0 {
-                match to.poll_splice_from(cx, self.pipe_r.as_fd(), self.queued) {
-                    Poll::Ready(Ok(0)) => {
-                        let e = io::Error::new(io::ErrorKind::WriteZero, "wrote nothing");
-                        return Poll::Ready(Err(Side::Writer(e)));
-                    }
-                    Poll::Ready(Ok(n)) => self.queued -= n.min(self.queued),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            if self.eof {
-                match Pin::new(&mut *to).poll_shutdown(cx) {
-                    Poll::Ready(Ok(())) => self.done = true,
-                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => {
-                        self.done = true
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Side::Writer(e))),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-        }
-    }
-}
-
-/// A direction, moved one way or the other.
-enum Mover {
-    Copy(Half),
-    Splice(SpliceHalf),
-}
-
-impl Mover {
-    fn new() -> Self {
-        if copy_mode() == CopyMode::Splice {
-            if let Ok(h) = SpliceHalf::new() {
-                return Mover::Splice(h);
-            }
-        }
-        Mover::Copy(Half::new())
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        from: &mut Stream,
-        to: &mut Stream,
-        count: Option<&AtomicU64>,
-    ) -> Poll<Result<(), Side>> {
-        match self {
-            Mover::Copy(h) => h.poll(cx, from, to, count),
-            Mover::Splice(h) => h.poll(cx, from, to, count),
-        }
-    }
-
-    fn total(&self) -> u64 {
-        match self {
-            Mover::Copy(h) => h.total,
-            Mover::Splice(h) => h.total,
-        }
-    }
-}
-
 /// How the relay moves bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyMode {
-    /// splice(2) through a pipe per direction (the default; docs/lazy.md has its measurement status).
+    /// splice(2) through a pipe per direction (the default: it measured faster, see docs/lazy.md).
     Splice,
     /// read(2)/write(2) through a buffer of [`BUF`] bytes per direction.
     Userspace,
@@ -384,9 +337,19 @@ pub fn copy_mode() -> CopyMode {
 /// Copies between `client` and `upstream` until both directions ended or one side failed (see the
 /// module doc). Both sockets are closed on return, the healthy one with a reset if the other failed.
 /// Bytes moved are added to `traffic` as they go.
-pub async fn relay(mut client: Stream, mut upstream: Stream, traffic: Option<&Traffic>) -> Ended {
-    let mut up = Mover::new();
-    let mut down = Mover::new();
+pub async fn relay(client: Stream, upstream: Stream, traffic: Option<&Traffic>) -> Ended {
+    relay_with(copy_mode(), client, upstream, traffic).await
+}
+
+/// [`relay`] with the copy mode given.
+async fn relay_with(
+    mode: CopyMode,
+    mut client: Stream,
+    mut upstream: Stream,
+    traffic: Option<&Traffic>,
+) -> Ended {
+    let mut up = Half::new(mode);
+    let mut down = Half::new(mode);
     let outcome = poll_fn(|cx| {
         let a = up.poll(cx, &mut client, &mut upstream, traffic.map(|t| &t.up));
         if let Poll::Ready(Err(side)) = a {
@@ -411,8 +374,8 @@ pub async fn relay(mut client: Stream, mut upstream: Stream, traffic: Option<&Tr
     .await;
     match outcome {
         Ok(()) => Ended::Clean {
-            up: up.total(),
-            down: down.total(),
+            up: up.total,
+            down: down.total,
         },
         Err(ended) => {
             match &ended {
@@ -434,6 +397,60 @@ mod tests {
         Peer {
             client: Some(c.parse().expect("addr")),
             local: Some(l.parse().expect("addr")),
+        }
+    }
+
+    /// Both stores move the same bytes, each way at once, and pass a half-close on: the client
+    /// shuts its write side first and still reads the whole reply.
+    #[tokio::test]
+    async fn both_stores_relay_every_byte_and_the_half_close() {
+        use tokio::io::AsyncReadExt;
+        use tokio::net::UnixStream;
+        const LEN: usize = 3 * 1024 * 1024 + 7;
+        let pattern = |seed: u8| -> Vec<u8> {
+            (0..LEN)
+                .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                .collect()
+        };
+        for mode in [CopyMode::Splice, CopyMode::Userspace] {
+            let (mut client, client_side) = UnixStream::pair().expect("pair");
+            let (upstream_side, mut upstream) = UnixStream::pair().expect("pair");
+            let relay = tokio::spawn(async move {
+                relay_with(
+                    mode,
+                    Stream::Unix(client_side),
+                    Stream::Unix(upstream_side),
+                    None,
+                )
+                .await
+            });
+            let (request, reply) = (pattern(1), pattern(2));
+            let client_io = async {
+                client.write_all(&request).await.expect("request");
+                client.shutdown().await.expect("half-close");
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.expect("reply");
+                got
+            };
+            let upstream_io = async {
+                let mut got = Vec::new();
+                upstream.read_to_end(&mut got).await.expect("request");
+                upstream.write_all(&reply).await.expect("reply");
+                upstream.shutdown().await.expect("close");
+                got
+            };
+            let (client_got, upstream_got) = tokio::join!(client_io, upstream_io);
+            assert!(
+                upstream_got == request,
+                "{mode:?}: the request arrived altered"
+            );
+            assert!(client_got == reply, "{mode:?}: the reply arrived altered");
+            match relay.await.expect("relay task") {
+                Ended::Clean { up, down } => {
+                    assert_eq!((up, down), (LEN as u64, LEN as u64), "{mode:?}")
+                }
+                other => panic!("{mode:?}: {other:?}"),
+            }
         }
     }
 
