@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `/status` | mittnite's: every probe run at once (1 s in all), `{"probes":{NAME:{"ok","message"}}}`, 200 if all ok else 503 |
 //! | `/healthz` | 200 `ok` while gantry's supervisor answers (its runtime is alive) |
-//! | `/readyz` | 200 once the run phase is reached, every job of it is running and ready (its own readiness check passed; `docs/readiness.md`) or completed and every `wait` probe passes; else 503 with the reason |
+//! | `/readyz` | 200 once the run phase is reached, every job of it is running and ready (its own readiness check passed; `docs/readiness.md`) or completed, no lazy job failed for good, and every `wait` probe passes; else 503 with the reason |
 //! | `/metrics` | Prometheus text: jobs, probes, reloads per watch, lazy jobs' connections, gantry's own memory and descriptors |
 //!
 //! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
