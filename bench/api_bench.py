@@ -199,10 +199,23 @@ def rss_kib(pid):
                 return int(line.split()[1])
 
 
+def evict(path):
+    """Drops the binary's pages from the page cache before a memory sample, as for a binary read
+    fresh from an image: a file just written by the linker sits in large folios, which are mapped
+    whole and inflate the resident size (see link/README.md)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def bench_rss():
     samples = {"off": [], "on": []}
     for _ in range(2 if QUICK else 4):
         for mode in ("off", "on"):
+            evict(GANTRY)
             d = tempfile.mkdtemp(prefix="gantry-api-rss-")
             extra = ["--api", "--api-listen-address", f"unix://{d}/g.sock"] if mode == "on" else []
             _, p = start_up(JOBS, extra)

@@ -35,6 +35,9 @@ SCENARIOS = [
     ["--", "/bin/sh", "-c", "kill -TERM $PPID; sleep 5"],
     ["--", "/bin/sh", "-c", "exit 0", "---", "/bin/sh", "-c", "sleep 0.5"],
     ["up", "-c", os.path.join(ROOT, "examples", "hello")],
+    # The control API's start-up (its servers, the output tees that keep job lines for it).
+    ["up", "-c", os.path.join(ROOT, "examples", "hello"), "--api", "--api-listen-address",
+     "unix://" + os.path.join(tempfile.gettempdir(), f"gantry-startup-order-{os.getpid()}.sock")],
     ["check", "-c", os.path.join(ROOT, "examples", "hello")],
 ]
 

@@ -288,9 +288,17 @@ impl CopyPlan {
     }
 }
 
-/// How much of a job's pipe the tee reads at once (held per stream of every job while it runs,
-/// so kept small: 20 jobs cost 320 KiB of buffers).
+/// How much of a job's pipe the tee reads at once.
 const TEE_READ: usize = 8 * 1024;
+
+thread_local! {
+    /// The one read buffer of every tee on this thread. gantry's runtime has one thread, and a tee
+    /// only borrows the buffer between its pipe becoming readable and the bytes being turned into
+    /// lines, so a job whose output is kept for the API holds no buffer while it is quiet (20 jobs
+    /// held 320 KiB when each stream had its own).
+    static TEE_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; TEE_READ].into_boxed_slice());
+}
 
 /// Copies a pipe to `sink` (raw, or as timestamped lines) and keeps its lines in the ring.
 async fn tee(
@@ -299,42 +307,54 @@ async fn tee(
     ts: Option<TimestampFormat>,
     (ring, stream): (Arc<LogRing>, logring::Stream),
 ) {
-    use tokio::io::AsyncReadExt;
-    let Some(mut pipe) = receiver(fd) else { return };
-    let mut buf = vec![0u8; TEE_READ];
+    let Some(pipe) = receiver(fd) else { return };
     let mut splitter = LineSplitter::new(MAX_LINE);
     let mut open = true;
     while open {
-        let n = match pipe.read(&mut buf).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!("reading a job's output: {e}");
-                0
-            }
-        };
-        let (mut lines, mut ends) = (Vec::with_capacity(n + 64), Vec::new());
-        if n == 0 {
-            splitter.finish(&mut lines, &mut ends);
-            open = false;
-        } else {
-            splitter.feed(&buf[..n], &mut lines, &mut ends);
-        }
-        let out = match &ts {
-            // Passthrough: exactly the bytes the job wrote.
-            None => buf[..n].to_vec(),
-            Some(ts) => {
-                let stamp = ts.now();
-                let mut out = Vec::with_capacity(lines.len() + ends.len() * (stamp.len() + 1));
-                let mut start = 0;
-                for &end in &ends {
-                    out.extend_from_slice(stamp.as_bytes());
-                    out.push(b' ');
-                    out.extend_from_slice(&lines[start..end as usize]);
-                    start = end as usize;
+        // Reads once the pipe is readable, and turns what came into the sink's bytes and the
+        // ring's lines while the shared buffer is borrowed: (lines, line ends, bytes for the sink).
+        let chunk = loop {
+            let ready = pipe.readable().await;
+            let read = TEE_BUF.with_borrow_mut(|buf| {
+                let n = match ready.and_then(|()| pipe.try_read(buf)) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) => {
+                        tracing::warn!("reading a job's output: {e}");
+                        0
+                    }
+                };
+                let (mut lines, mut ends) = (Vec::with_capacity(n + 64), Vec::new());
+                if n == 0 {
+                    splitter.finish(&mut lines, &mut ends);
+                } else {
+                    splitter.feed(&buf[..n], &mut lines, &mut ends);
                 }
-                out
+                let out = match &ts {
+                    // Passthrough: exactly the bytes the job wrote.
+                    None => buf[..n].to_vec(),
+                    Some(ts) => {
+                        let stamp = ts.now();
+                        let mut out =
+                            Vec::with_capacity(lines.len() + ends.len() * (stamp.len() + 1));
+                        let mut start = 0;
+                        for &end in &ends {
+                            out.extend_from_slice(stamp.as_bytes());
+                            out.push(b' ');
+                            out.extend_from_slice(&lines[start..end as usize]);
+                            start = end as usize;
+                        }
+                        out
+                    }
+                };
+                Some((n, lines, ends, out))
+            });
+            if let Some(chunk) = read {
+                break chunk;
             }
         };
+        let (n, lines, ends, out) = chunk;
+        open = n > 0;
         // Waits while the queue is full: this is the back-pressure on the job.
         if !out.is_empty() && sink.0.send(Queued::Bytes(out)).await.is_err() {
             break;
