@@ -272,12 +272,7 @@ fn control_check(conn: &Conn, method: &Method) -> Option<Response<Body>> {
 }
 
 fn find(shared: &Shared, name: &str) -> Option<(usize, JobSummary)> {
-    shared
-        .handle
-        .list()
-        .into_iter()
-        .enumerate()
-        .find(|(_, j)| j.name == name)
+    shared.handle.find(name)
 }
 
 fn no_such_job(name: &str) -> Response<Body> {

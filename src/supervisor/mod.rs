@@ -233,6 +233,12 @@ impl Handle {
         self.entry(name).map(Self::summary)
     }
 
+    /// One job's place in [`Handle::list`] and its status, found by name without listing every job.
+    pub fn find(&self, name: &str) -> Option<(usize, JobSummary)> {
+        let &i = self.index.get(name)?;
+        Some((i, Self::summary(&self.jobs[i])))
+    }
+
     /// The slot for one job's socket-activated listeners (see [`process::Sockets`]).
     pub fn sockets(&self, name: &str) -> Result<process::Sockets, ControlError> {
         Ok(self.entry(name)?.sockets.clone())
