@@ -312,7 +312,8 @@ async fn tee(
     let mut open = true;
     while open {
         // Reads once the pipe is readable, and turns what came into the sink's bytes and the
-        // ring's lines while the shared buffer is borrowed: (lines, line ends, bytes for the sink).
+        // ring's lines while the shared buffer is borrowed: (bytes read, lines, line ends, bytes
+        // for the sink).
         let chunk = loop {
             let ready = pipe.readable().await;
             let read = TEE_BUF.with_borrow_mut(|buf| {
