@@ -17,7 +17,7 @@ import time
 
 GANTRY = sys.argv[1]
 QUICK = "--quick" in sys.argv
-# Parts: --only=wrk,rss,latency,follow (default: all).
+# Parts: --only=wrk,rss,latency,paced,follow (default: all).
 ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")), None)
 
 
@@ -93,6 +93,71 @@ def latency(open_conn, path, clients, per_client, headers=""):
 
 def pct(lat, q):
     return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
+
+
+async def paced_client(open_conn, path, period, until, lat, late, headers=""):
+    """One keep-alive client that sends a request every `period` seconds (from a random phase) until
+    `until`, whether or not the server kept up: an open-loop load, so the latency measured is the
+    server's at that rate, not the queue a saturating closed loop builds. A request whose send time
+    had already passed when the previous answer came counts from its scheduled time."""
+    import random
+    reader, writer = await open_conn()
+    req = f"GET {path} HTTP/1.1\r\nHost: gantry\r\n{headers}\r\n".encode()
+    due = time.perf_counter() + random.random() * period
+    while due < until:
+        now = time.perf_counter()
+        if due > now:
+            await asyncio.sleep(due - now)
+        else:
+            late[0] += 1
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        lat.append(time.perf_counter() - due)
+        due += period
+    writer.close()
+
+
+def paced_latency(open_conn, path, clients, rate, secs, headers=""):
+    """Latencies of `clients` connections sending `rate` requests/s in all, for `secs` seconds."""
+    lat, late = [], [0]
+
+    async def main():
+        until = time.perf_counter() + secs
+        await asyncio.gather(*(paced_client(open_conn, path, clients / rate, until, lat, late, headers)
+                               for _ in range(clients)))
+    asyncio.run(main())
+    lat.sort()
+    return lat, late[0]
+
+
+def bench_paced():
+    """Status latency at fixed request rates, 100 clients on the unix socket and over TCP."""
+    port = free_port()
+    sock = tempfile.mkdtemp(prefix="gantry-api-sock-") + "/g.sock"
+    _, p_unix = start_up(JOBS, ["--api", "--api-listen-address", f"unix://{sock}"])
+    _, p_tcp = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{port}"])
+    wait_socket(sock)
+    time.sleep(1.0)
+    secs = 3 if QUICK else 10
+    rows = []
+    for rate in (1000, 5000, 10000):
+        for name in ("unix", "tcp"):
+            if name == "unix":
+                lat, late = paced_latency(lambda: asyncio.open_unix_connection(sock),
+                                          "/v1/job/j0/status", 100, rate, secs)
+            else:
+                lat, late = paced_latency(lambda: asyncio.open_connection("127.0.0.1", port),
+                                          "/v1/job/j0/status", 100, rate, secs,
+                                          "Authorization: Bearer bench-token\r\n")
+            rows.append((rate, name, len(lat), pct(lat, 0.5), pct(lat, 0.99), late))
+    stop(p_unix)
+    stop(p_tcp)
+    return rows
 
 
 JOBS = "".join(f'job "j{i}" {{\n command = "/bin/sleep"\n args = ["1000"]\n controllable = true\n}}\n'
@@ -293,6 +358,15 @@ def main():
         print("| transport | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
         for name, n, p50, p99, rps in bench_latency():
             print(f"| {name} | {n} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
+        print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
+    if part("paced"):
+        print("## Status request latency at a fixed rate: 100 keep-alive clients, `GET /v1/job/j0/status`\n")
+        print("Each client sends on a schedule (open loop), so the figure is the latency at that rate, not")
+        print("the queue a saturating client builds. `late`: requests whose time had come before the")
+        print("previous answer (their latency counts from the scheduled time).\n")
+        print("| requests/s | transport | requests | p50 ms | p99 ms | late |\n|---|---|---|---|---|---|")
+        for rate, name, n, p50, p99, late in bench_paced():
+            print(f"| {rate} | {name} | {n} | {p50:.2f} | {p99:.2f} | {late} |")
         print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
     w = bench_wrk() if part("wrk") else None
     if w:

@@ -41,6 +41,22 @@ fn v1_routes_answer_with_mittnites_bodies_and_status_codes() {
     assert_eq!(v["config"]["name"], "web");
     assert_eq!(v["config"]["controllable"], true);
     assert!(!body.contains("hunter2"), "the environment leaked: {body}");
+    // Go marshals struct fields in declaration order: mittnite's CommonJobStatus and JobConfig.
+    let order = [
+        r#"{"pid":"#,
+        r#","running":true,"phase":{"reason":"started","lastChange":""#,
+        r#""},"config":{"name":"web","command":"#,
+        r#","args":["#,
+        r#""canFail":false,"controllable":true,"#,
+        r#""enableTimestamps":false,"timestampFormat":"","customTimestampFormat":"","watch":null,"#,
+        r#""oneTime":false,"lazy":null,"listen":null}}"#,
+    ];
+    let mut at = 0;
+    for part in order {
+        let found = body[at..].find(part);
+        assert!(found.is_some(), "{part:?} out of place in {body}");
+        at += found.unwrap_or(0) + part.len();
+    }
 
     // Not controllable: 404; unknown: 400; wrong method: 405 before the job is looked at.
     assert_eq!(
