@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from pagecache import evict
+
 GANTRY = sys.argv[1]
 QUICK = "--quick" in sys.argv
 # Parts: --only=wrk,rss,latency,paced,follow (default: all).
@@ -62,18 +64,23 @@ def wait_socket(path, timeout=30):
     raise RuntimeError(f"no socket at {path}")
 
 
+async def read_response(reader):
+    """Reads one HTTP response (headers and a Content-Length body)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+
+
 async def one_client(open_conn, path, n, lat, headers=""):
     reader, writer = await open_conn()
     req = f"GET {path} HTTP/1.1\r\nHost: gantry\r\n{headers}\r\n".encode()
     for _ in range(n):
         t = time.perf_counter()
         writer.write(req)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        await read_response(reader)
         lat.append(time.perf_counter() - t)
     writer.close()
 
@@ -111,12 +118,7 @@ async def paced_client(open_conn, path, period, until, lat, late, headers=""):
         else:
             late[0] += 1
         writer.write(req)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        await read_response(reader)
         lat.append(time.perf_counter() - due)
         due += period
     writer.close()
@@ -262,18 +264,6 @@ def rss_kib(pid):
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-
-
-def evict(path):
-    """Drops the binary's pages from the page cache before a memory sample, as for a binary read
-    fresh from an image: a file just written by the linker sits in large folios, which are mapped
-    whole and inflate the resident size (see link/README.md)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def bench_rss():

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from pagecache import evict
+
 STATIC, GLIBC = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
 ALSO = [sys.argv[i + 1].split("=", 1) for i, a in enumerate(sys.argv) if a == "--also"]
@@ -43,22 +45,6 @@ def startup(n):
             subprocess.run(prefix + ["/bin/true"], check=True, env=ENV)
             times[name].append(time.perf_counter() - t)
     return {name: statistics.median(v) * 1e3 for name, v in times.items()}
-
-
-def evict(path):
-    """Drops an executable's pages from the page cache, as for a binary read fresh from an image.
-
-    How much of a file a process maps depends on the page cache's state: a file just written (by the
-    linker or `strip`) sits in large folios, which are mapped whole on the first touch, and gantry's
-    binary then measured 4256 KiB where the same file read back from disk measured 1632 KiB."""
-    import shutil
-    path = shutil.which(path) or path
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def rss_kib(prefix):

@@ -319,9 +319,12 @@ pub fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> 
     resp
 }
 
-/// A JSON response.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    reply(status, "application/json", value.to_string())
+/// A JSON response: a `serde_json::Value`, or a typed body serialised without one.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => reply(status, "application/json", body),
+        Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// A plain-text error, as Go's `http.Error` writes it (mittnite's v1 bodies).

@@ -102,7 +102,7 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
             json_reply(StatusCode::OK, &Value::Array(jobs))
         }),
         ["v2", "jobs", job] => {
-            allow(&req, &[Method::GET]).unwrap_or_else(|| match find(&conn.shared, job) {
+            allow(&req, &[Method::GET]).unwrap_or_else(|| match conn.shared.handle.find(job) {
                 Some((i, j)) => json_reply(StatusCode::OK, &job_json(&conn.shared, i, &j)),
                 None => no_such_job(job),
             })
@@ -132,7 +132,7 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
             if let Some(resp) = allow(&req, &[Method::GET]) {
                 return resp;
             }
-            if find(&conn.shared, job).is_none() {
+            if conn.shared.handle.find(job).is_none() {
                 return no_such_job(job);
             }
             let opts = stream::Options::from_query(req.uri().query());
@@ -271,10 +271,6 @@ fn control_check(conn: &Conn, method: &Method) -> Option<Response<Body>> {
     None
 }
 
-fn find(shared: &Shared, name: &str) -> Option<(usize, JobSummary)> {
-    shared.handle.find(name)
-}
-
 fn no_such_job(name: &str) -> Response<Body> {
     json_reply(
         StatusCode::NOT_FOUND,
@@ -295,7 +291,11 @@ fn v1_list(shared: &Shared) -> Response<Body> {
 
 async fn v1_job(conn: &Conn, name: &str, action: &str, req: Request<Incoming>) -> Response<Body> {
     let shared = &conn.shared;
-    let Some((i, job)) = find(shared, name).filter(|(_, j)| j.kind == Kind::Job) else {
+    let Some((i, job)) = shared
+        .handle
+        .find(name)
+        .filter(|(_, j)| j.kind == Kind::Job)
+    else {
         return text_error(
             StatusCode::BAD_REQUEST,
             &format!("can't find ignition config for job {name:?}"),
@@ -320,10 +320,7 @@ async fn v1_job(conn: &Conn, name: &str, action: &str, req: Request<Incoming>) -
                 Err(e) => control_error(e),
             }
         }
-        "status" => match serde_json::to_string(&v1_status(shared, i, &job)) {
-            Ok(body) => super::reply(StatusCode::OK, "application/json", body),
-            Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        },
+        "status" => json_reply(StatusCode::OK, &v1_status(shared, i, &job)),
         _ => {
             if !stream::is_websocket(&req) {
                 return text_error(StatusCode::BAD_REQUEST, "Bad Request");
@@ -515,7 +512,7 @@ async fn v2_control(
     action: &str,
     signal: Option<i32>,
 ) -> Response<Body> {
-    let Some((i, job)) = find(shared, name) else {
+    let Some((i, job)) = shared.handle.find(name) else {
         return no_such_job(name);
     };
     if !(job.controllable && job.kind == Kind::Job) {
