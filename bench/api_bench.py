@@ -3,7 +3,6 @@ machine; the unix-socket and TCP latencies are taken interleaved in rounds.
 
 Usage: python3 bench/api_bench.py GANTRY [--quick]
 """
-import asyncio
 import json
 import shutil
 import os
@@ -18,6 +17,10 @@ import time
 from pagecache import evict
 
 GANTRY = sys.argv[1]
+# The load client and the reference server (bench/api_load.rs, bench/hyper_hello.rs), built by
+# bench/api.sh next to the binary.
+LOAD = os.path.join(os.path.dirname(GANTRY), "examples", "api_load")
+HELLO = os.path.join(os.path.dirname(GANTRY), "examples", "hyper_hello")
 QUICK = "--quick" in sys.argv
 # Parts: --only=wrk,rss,latency,paced,follow (default: all).
 ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")), None)
@@ -64,135 +67,81 @@ def wait_socket(path, timeout=30):
     raise RuntimeError(f"no socket at {path}")
 
 
-async def read_response(reader):
-    """Reads one HTTP response (headers and a Content-Length body)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
+def load(target, path, conns, rate, secs, headers=()):
+    """bench/api_load.rs: (requests, late, p50 ms, p99 ms, requests/s); rate 0 is a closed loop."""
+    out = subprocess.run([LOAD, target, path, str(conns), str(rate), str(secs), *headers],
+                         capture_output=True, text=True, timeout=secs + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"api_load failed: {out.stderr.strip()}")
+    v = dict(kv.split("=") for kv in out.stdout.split())
+    return int(v["n"]), int(v["late"]), float(v["p50"]), float(v["p99"]), float(v["rps"])
 
 
-async def one_client(open_conn, path, n, lat, headers=""):
-    reader, writer = await open_conn()
-    req = f"GET {path} HTTP/1.1\r\nHost: gantry\r\n{headers}\r\n".encode()
-    for _ in range(n):
-        t = time.perf_counter()
-        writer.write(req)
-        await read_response(reader)
-        lat.append(time.perf_counter() - t)
-    writer.close()
+def median_by_p99(rounds):
+    return sorted(rounds, key=lambda r: r[3])[len(rounds) // 2]
 
 
-def latency(open_conn, path, clients, per_client, headers=""):
-    lat = []
+class Servers:
+    """gantry with 20 jobs on a unix socket and on TCP, and the hyper reference on a unix socket,
+    all started at once and measured in turns."""
 
-    async def main():
-        await asyncio.gather(*(one_client(open_conn, path, per_client, lat, headers)
-                               for _ in range(clients)))
-    t = time.perf_counter()
-    asyncio.run(main())
-    wall = time.perf_counter() - t
-    lat.sort()
-    return lat, wall
+    def __enter__(self):
+        d = tempfile.mkdtemp(prefix="gantry-api-lat-")
+        self.unix, self.hello = f"{d}/g.sock", f"{d}/h.sock"
+        self.port = free_port()
+        _, self.p_unix = start_up(JOBS, ["--api", "--api-listen-address", f"unix://{self.unix}"])
+        _, self.p_tcp = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{self.port}"])
+        wait_socket(self.unix)
+        # The reference answers a body as long as gantry's status of j0.
+        body = subprocess.run(["curl", "-s", "--unix-socket", self.unix, "http://g" + STATUS],
+                              capture_output=True, timeout=30).stdout
+        self.p_hello = subprocess.Popen([HELLO, f"unix:{self.hello}", str(len(body))])
+        wait_socket(self.hello)
+        time.sleep(1.0)
+        return self
 
+    def targets(self):
+        return [("gantry, unix", f"unix:{self.unix}", STATUS, ()),
+                ("hyper hello, unix", f"unix:{self.hello}", "/", ()),
+                ("gantry, TCP + token", f"tcp:127.0.0.1:{self.port}", STATUS,
+                 ("Authorization: Bearer bench-token",))]
 
-def pct(lat, q):
-    return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
-
-
-async def paced_client(open_conn, path, period, until, lat, late, headers=""):
-    """One keep-alive client that sends a request every `period` seconds (from a random phase) until
-    `until`, whether or not the server kept up: an open-loop load, so the latency measured is the
-    server's at that rate, not the queue a saturating closed loop builds. A request whose send time
-    had already passed when the previous answer came counts from its scheduled time."""
-    import random
-    reader, writer = await open_conn()
-    req = f"GET {path} HTTP/1.1\r\nHost: gantry\r\n{headers}\r\n".encode()
-    due = time.perf_counter() + random.random() * period
-    while due < until:
-        now = time.perf_counter()
-        if due > now:
-            await asyncio.sleep(due - now)
-        else:
-            late[0] += 1
-        writer.write(req)
-        await read_response(reader)
-        lat.append(time.perf_counter() - due)
-        due += period
-    writer.close()
+    def __exit__(self, *exc):
+        for p in (self.p_unix, self.p_tcp, self.p_hello):
+            stop(p)
 
 
-def paced_latency(open_conn, path, clients, rate, secs, headers=""):
-    """Latencies of `clients` connections sending `rate` requests/s in all, for `secs` seconds."""
-    lat, late = [], [0]
+STATUS = "/v1/job/j0/status"
 
-    async def main():
-        until = time.perf_counter() + secs
-        await asyncio.gather(*(paced_client(open_conn, path, clients / rate, until, lat, late, headers)
-                               for _ in range(clients)))
-    asyncio.run(main())
-    lat.sort()
-    return lat, late[0]
+
+def bench_latency():
+    """Closed loop: 100 connections, each sending its next request when the answer comes."""
+    secs, rounds = (3, 3) if QUICK else (5, 5)
+    with Servers() as srv:
+        res = {name: [] for name, *_ in srv.targets()}
+        for _ in range(rounds):
+            for name, target, path, headers in srv.targets():
+                res[name].append(load(target, path, 100, 0, secs, headers))
+    return {name: median_by_p99(r) for name, r in res.items()}
 
 
 def bench_paced():
-    """Status latency at fixed request rates, 100 clients on the unix socket and over TCP."""
-    port = free_port()
-    sock = tempfile.mkdtemp(prefix="gantry-api-sock-") + "/g.sock"
-    _, p_unix = start_up(JOBS, ["--api", "--api-listen-address", f"unix://{sock}"])
-    _, p_tcp = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{port}"])
-    wait_socket(sock)
-    time.sleep(1.0)
-    secs = 3 if QUICK else 10
+    """Open loop: 100 connections sending `rate` requests/s in all, gantry and the reference in turns."""
+    secs, rounds = (3, 3) if QUICK else (5, 5)
     rows = []
-    for rate in (1000, 5000, 10000):
-        for name in ("unix", "tcp"):
-            if name == "unix":
-                lat, late = paced_latency(lambda: asyncio.open_unix_connection(sock),
-                                          "/v1/job/j0/status", 100, rate, secs)
-            else:
-                lat, late = paced_latency(lambda: asyncio.open_connection("127.0.0.1", port),
-                                          "/v1/job/j0/status", 100, rate, secs,
-                                          "Authorization: Bearer bench-token\r\n")
-            rows.append((rate, name, len(lat), pct(lat, 0.5), pct(lat, 0.99), late))
-    stop(p_unix)
-    stop(p_tcp)
+    with Servers() as srv:
+        targets = srv.targets()[:2]
+        for rate in (1000, 5000, 10000):
+            res = {name: [] for name, *_ in targets}
+            for _ in range(rounds):
+                for name, target, path, headers in targets:
+                    res[name].append(load(target, path, 100, rate, secs, headers))
+            rows += [(rate, name, median_by_p99(r)) for name, r in res.items()]
     return rows
 
 
 JOBS = "".join(f'job "j{i}" {{\n command = "/bin/sleep"\n args = ["1000"]\n controllable = true\n}}\n'
                for i in range(20))
-
-
-def bench_latency():
-    port = free_port()
-    sock = tempfile.mkdtemp(prefix="gantry-api-sock-") + "/g.sock"
-    d2, p_unix = start_up(JOBS, ["--api", "--api-listen-address", f"unix://{sock}"])
-    d3, p_tcp = start_up(JOBS, ["--api", "--api-listen-address", f"tcp://127.0.0.1:{port}"])
-    wait_socket(sock)
-    time.sleep(1.0)
-    clients, per = 100, (20 if QUICK else 100)
-    rounds = 2 if QUICK else 5
-    res = {"unix": ([], 0.0), "tcp": ([], 0.0)}
-    for _ in range(rounds):
-        for name in ("unix", "tcp"):
-            if name == "unix":
-                lat, wall = latency(lambda: asyncio.open_unix_connection(sock),
-                                    "/v1/job/j0/status", clients, per)
-            else:
-                lat, wall = latency(lambda: asyncio.open_connection("127.0.0.1", port),
-                                    "/v1/job/j0/status", clients, per,
-                                    "Authorization: Bearer bench-token\r\n")
-            res[name] = (res[name][0] + lat, res[name][1] + wall)
-    stop(p_unix)
-    stop(p_tcp)
-    out = []
-    for name, (lat, wall) in res.items():
-        lat.sort()
-        out.append((name, len(lat), pct(lat, 0.5), pct(lat, 0.99), len(lat) / wall))
-    return out
 
 
 WRK_LATENCY = r"""
@@ -344,20 +293,28 @@ def main():
     print("# gantry API benchmark\n")
     print(f"binary: `{GANTRY}`, {os.cpu_count()} cores{' (quick)' if QUICK else ''}\n")
     if part("latency"):
-        print("## Status request latency: 100 concurrent keep-alive clients, `GET /v1/job/j0/status`, 20 jobs\n")
-        print("| transport | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
-        for name, n, p50, p99, rps in bench_latency():
+        print("## Status request latency: 100 concurrent keep-alive clients, closed loop\n")
+        print("`GET /v1/job/j0/status` (20 jobs) from bench/api_load.rs (one thread, one task per")
+        print("connection, each sending its next request when the answer comes), next to")
+        print("bench/hyper_hello.rs: hyper on one current-thread runtime, as gantry's API, answering a body")
+        print("of the same length with no work behind it. Rounds interleaved; the median round by p99.\n")
+        print("| server | requests | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
+        lat = bench_latency()
+        for name, (n, _, p50, p99, rps) in lat.items():
             print(f"| {name} | {n} | {p50:.2f} | {p99:.2f} | {rps:.0f} |")
-        print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
+        g, h = lat["gantry, unix"], lat["hyper hello, unix"]
+        print(f"\nratios gantry / hyper hello (unix): p99 {g[3] / h[3]:.2f}, requests/s {g[4] / h[4]:.2f}\n")
+        print("Saturated, latency is the queue: with 100 requests always in flight, the mean latency is")
+        print("100 divided by the request rate, for any server (Little's law).\n")
     if part("paced"):
-        print("## Status request latency at a fixed rate: 100 keep-alive clients, `GET /v1/job/j0/status`\n")
-        print("Each client sends on a schedule (open loop), so the figure is the latency at that rate, not")
-        print("the queue a saturating client builds. `late`: requests whose time had come before the")
-        print("previous answer (their latency counts from the scheduled time).\n")
-        print("| requests/s | transport | requests | p50 ms | p99 ms | late |\n|---|---|---|---|---|---|")
-        for rate, name, n, p50, p99, late in bench_paced():
-            print(f"| {rate} | {name} | {n} | {p50:.2f} | {p99:.2f} | {late} |")
-        print("\n(The client is Python asyncio on the same cores; its own time is in every figure.)\n")
+        print("## Status request latency at fixed rates: 100 keep-alive clients on the unix socket\n")
+        print("Each connection sends on a schedule from a random phase (open loop), so the figure is the")
+        print("latency at that rate, not a queue. `late`: requests whose time came before the previous")
+        print("answer; they count from their scheduled time. Rounds interleaved; the median round by p99.\n")
+        print("| requests/s | server | requests | late | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
+        for rate, name, (n, late, p50, p99, _) in bench_paced():
+            print(f"| {rate} | {name} | {n} | {late} | {p50:.2f} | {p99:.2f} |")
+        print()
     w = bench_wrk() if part("wrk") else None
     if w:
         print("## Status request latency with wrk (2 threads, 100 connections, TCP), next to haproxy\n")

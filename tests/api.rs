@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api_support::{curl, curl_tcp, curl_with, free_port, Up, NOBODY};
+use serde_json::json;
 
 const TWO_JOBS: &str = r#"
 job "web" {
@@ -154,13 +155,30 @@ fn stop_then_start_gives_a_new_pid_and_restart_while_stopping_is_one_restart() {
     let config = "job \"stubborn\" {\n command = \"/bin/sh\"\n args = [\"-c\", \"trap '' TERM; while true; do sleep 0.1; done\"]\n controllable = true\n stopTimeout = \"2s\"\n}\n";
     let up = Up::start(config, &[]);
     let first = up.wait_job("stubborn", "running", |j| j["state"] == "running");
+    // mittnite's status follows each change (gantry serves a job's last status body again only
+    // while nothing in it has changed).
+    let v1 = |up: &Up| -> serde_json::Value {
+        let (code, body) = curl(&up.sock, "GET", "/v1/job/stubborn/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    };
+    for _ in 0..3 {
+        let st = v1(&up);
+        assert_eq!((&st["pid"], &st["running"]), (&first["pid"], &json!(true)), "{st}");
+    }
     // Let the shell set its trap.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(curl(&up.sock, "POST", "/v1/job/stubborn/stop").0, 200);
     up.wait_job("stubborn", "stopped", |j| j["state"] == "stopped");
+    let st = v1(&up);
+    assert_eq!(st["running"], json!(false), "{st}");
+    assert_eq!(st["phase"]["reason"], "stopped", "{st}");
+    assert!(st.get("pid").is_none(), "{st}");
     assert_eq!(curl(&up.sock, "POST", "/v1/job/stubborn/start").0, 200);
     let second = up.wait_job("stubborn", "running", |j| j["state"] == "running");
     assert_ne!(first["pid"], second["pid"], "a new process");
+    let st = v1(&up);
+    assert_eq!((&st["pid"], &st["running"]), (&second["pid"], &json!(true)), "{st}");
     std::thread::sleep(Duration::from_millis(300));
 
     // Restart requests while the stop is under way: one restart.

@@ -42,7 +42,7 @@ pub struct Conn {
     pub shared: Arc<Shared>,
     pub access: Access,
     /// For logs: `uid 1000` or `10.0.0.1:5555`.
-    pub peer: String,
+    pub peer: Arc<str>,
     /// The SHA-256 of the token every request must carry (TCP only).
     pub token: Option<[u8; 32]>,
 }
@@ -108,7 +108,7 @@ pub async fn start_api(
                         Conn {
                             shared: shared.clone(),
                             access,
-                            peer,
+                            peer: peer.into(),
                             token: None,
                         },
                     );
@@ -138,7 +138,7 @@ pub async fn start_api(
                         Conn {
                             shared: shared.clone(),
                             access: Access::Control,
-                            peer: addr.to_string(),
+                            peer: addr.to_string().into(),
                             token: Some(digest),
                         },
                     );

@@ -157,6 +157,9 @@ pub struct Shared {
     changes: Vec<Mutex<SystemTime>>,
     /// Static facts about each job that the status routes show (no environment).
     pub facts: Vec<JobFacts>,
+    /// Each job's last `/v1` status body and what it was made from, in list order: the body is
+    /// served again while those are unchanged (see `routes::v1_status`).
+    pub(crate) status_bodies: Vec<Mutex<Option<(routes::StatusKey, Bytes)>>>,
     /// Each lazy job's connection counters, once its listeners are open (run phase).
     lazy: std::sync::OnceLock<Vec<(Arc<str>, Arc<crate::lazy::gate::Counters>)>>,
 }
@@ -192,6 +195,7 @@ impl Shared {
             probes,
             phase: AtomicU8::new(Phase::Boot as u8),
             changes: (0..n).map(|_| Mutex::new(now)).collect(),
+            status_bodies: (0..n).map(|_| Mutex::new(None)).collect(),
             facts,
             lazy: std::sync::OnceLock::new(),
         });
@@ -310,21 +314,34 @@ impl Shared {
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A complete response.
-pub fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()).boxed_unsync());
     *resp.status_mut() = status;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     resp
 }
 
 /// A JSON response: a `serde_json::Value`, or a typed body serialised without one.
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    match serde_json::to_string(value) {
+    match json_bytes(value) {
         Ok(body) => reply(status, "application/json", body),
         Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// `value` as JSON bytes.
+pub fn json_bytes(value: &impl serde::Serialize) -> serde_json::Result<Bytes> {
+    // Sized for a job's status at once (serde_json's own start is 128 bytes, then it regrows).
+    let mut body = Vec::with_capacity(512);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(body.into())
 }
 
 /// A plain-text error, as Go's `http.Error` writes it (mittnite's v1 bodies).

@@ -27,14 +27,16 @@
 //! Every request first passes the connection's access check (`listen`): 401 without the TCP token,
 //! 403 for a peer that may not use the API or (read-only peers) may not control.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::listen::{Access, Conn};
-use super::{empty, json as json_reply, rfc3339, stream, text_error, Body, Shared};
+use super::{
+    empty, json as json_reply, json_bytes, reply, rfc3339, stream, text_error, Body, Shared,
+};
 use crate::exit::ExitStatus;
 use crate::supervisor::{ControlError, JobState, JobSummary, Kind};
 
@@ -68,12 +70,12 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
         );
     }
     let path = req.uri().path().to_string();
-    let segs: Vec<String> = path
+    let segs: Vec<std::borrow::Cow<str>> = path
         .trim_start_matches('/')
         .split('/')
         .map(percent_decode)
         .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let segs: Vec<&str> = segs.iter().map(|s| s.as_ref()).collect();
     match segs.as_slice() {
         ["v1", "jobs"] => allow(&req, &[Method::GET]).unwrap_or_else(|| v1_list(&conn.shared)),
         ["v1", "job", job, action] => {
@@ -217,7 +219,10 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
 }
 
 /// Go's `%XX` decoding of a path segment (job names with spaces and such).
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return s.into();
+    }
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -235,7 +240,7 @@ fn percent_decode(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&out).into_owned().into()
 }
 
 /// mittnite's (gorilla/mux's) 404 for an unknown path.
@@ -320,7 +325,7 @@ async fn v1_job(conn: &Conn, name: &str, action: &str, req: Request<Incoming>) -
                 Err(e) => control_error(e),
             }
         }
-        "status" => json_reply(StatusCode::OK, &v1_status(shared, i, &job)),
+        "status" => v1_status_reply(shared, i, &job),
         _ => {
             if !stream::is_websocket(&req) {
                 return text_error(StatusCode::BAD_REQUEST, "Bad Request");
@@ -411,6 +416,41 @@ struct V1JobConfig<'a> {
     one_time: bool,
     lazy: Option<()>,
     listen: Option<()>,
+}
+
+/// What a job's `/v1` status body is made of besides its static configuration: while these are
+/// unchanged, the body last serialised is served again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusKey {
+    pid: Option<i32>,
+    running: bool,
+    reason: &'static str,
+    last_change: SystemTime,
+}
+
+/// `GET /v1/job/{job}/status`: the body of [`v1_status`], from the job's cache slot when the
+/// [`StatusKey`] is the one it was made from.
+fn v1_status_reply(shared: &Shared, i: usize, job: &JobSummary) -> Response<Body> {
+    let key = StatusKey {
+        pid: job.status.state.pid(),
+        running: is_running(&job.status.state),
+        reason: reason(&job.status.state),
+        last_change: shared.last_change(i),
+    };
+    let Some(slot) = shared.status_bodies.get(i) else {
+        return json_reply(StatusCode::OK, &v1_status(shared, i, job));
+    };
+    let mut cached = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, body)) = cached.as_ref().filter(|(k, _)| *k == key) {
+        return reply(StatusCode::OK, "application/json", body.clone());
+    }
+    match json_bytes(&v1_status(shared, i, job)) {
+        Ok(body) => {
+            *cached = Some((key, body.clone()));
+            reply(StatusCode::OK, "application/json", body)
+        }
+        Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 fn v1_status<'a>(shared: &'a Shared, i: usize, job: &'a JobSummary) -> V1Status<'a> {
