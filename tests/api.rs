@@ -164,7 +164,11 @@ fn stop_then_start_gives_a_new_pid_and_restart_while_stopping_is_one_restart() {
     };
     for _ in 0..3 {
         let st = v1(&up);
-        assert_eq!((&st["pid"], &st["running"]), (&first["pid"], &json!(true)), "{st}");
+        assert_eq!(
+            (&st["pid"], &st["running"]),
+            (&first["pid"], &json!(true)),
+            "{st}"
+        );
     }
     // Let the shell set its trap.
     std::thread::sleep(Duration::from_millis(300));
@@ -178,7 +182,11 @@ fn stop_then_start_gives_a_new_pid_and_restart_while_stopping_is_one_restart() {
     let second = up.wait_job("stubborn", "running", |j| j["state"] == "running");
     assert_ne!(first["pid"], second["pid"], "a new process");
     let st = v1(&up);
-    assert_eq!((&st["pid"], &st["running"]), (&second["pid"], &json!(true)), "{st}");
+    assert_eq!(
+        (&st["pid"], &st["running"]),
+        (&second["pid"], &json!(true)),
+        "{st}"
+    );
     std::thread::sleep(Duration::from_millis(300));
 
     // Restart requests while the stop is under way: one restart.

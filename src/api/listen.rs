@@ -10,20 +10,89 @@
 //! **TCP**: a bearer token is required (`--api-token-file`, else env `GANTRY_API_TOKEN`); gantry
 //! refuses to start without one. Tokens are compared as SHA-256 digests in constant time; a refused
 //! request is logged with the peer's address, never with what it sent.
+//!
+//! **Limits**, on every listener of this module (the API's and the status port's): at most
+//! [`MAX_CONNECTIONS`] open at once (a log follower's included), further ones wait in the listen
+//! backlog until one ends; a request's head must arrive within [`HEAD_TIMEOUT`] of the connection
+//! opening or of its last answer, else the connection is closed; a head over [`MAX_HEAD_BYTES`] is
+//! answered 431. No client can make gantry's memory grow without bound or hold a connection
+//! without sending.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{routes, Address, ApiArgs, Servers, Shared};
+
+/// How many connections one listener serves at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// How long a connection may take to send a request's head, from opening or from its last answer.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most of a request's head a connection buffers; a longer head is answered 431.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// One of a listener's [`MAX_CONNECTIONS`] places, held while its connection is open (by the log
+/// follower that takes an upgraded connection over, too).
+pub type Slot = Arc<OwnedSemaphorePermit>;
+
+/// A listener's connection places; owned by its accept loop.
+pub struct Slots {
+    free: Arc<Semaphore>,
+    what: &'static str,
+    warned: Option<Instant>,
+}
+
+impl Slots {
+    /// Places for the listener called `what` in the warning logged when they run out.
+    pub fn new(what: &'static str) -> Slots {
+        Slots {
+            free: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            what,
+            warned: None,
+        }
+    }
+
+    /// Waits for a free place (logging, at most once a minute, that all are taken).
+    pub async fn take(&mut self) -> Slot {
+        if self.free.available_permits() == 0
+            && self
+                .warned
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.warned = Some(Instant::now());
+            tracing::warn!(
+                "{}: {MAX_CONNECTIONS} connections are open; further ones wait until one closes",
+                self.what
+            );
+        }
+        match self.free.clone().acquire_owned().await {
+            Ok(permit) => Arc::new(permit),
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// hyper's HTTP/1.1 server with the limits of the module doc.
+pub fn http1_server() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    b
+}
 
 /// What a connection may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +114,8 @@ pub struct Conn {
     pub peer: Arc<str>,
     /// The SHA-256 of the token every request must carry (TCP only).
     pub token: Option<[u8; 32]>,
+    /// The connection's place among its listener's.
+    pub slot: Slot,
 }
 
 impl Conn {
@@ -84,7 +155,9 @@ pub async fn start_api(
             tracing::info!("API listening on unix://{}", path.display());
             let read_uids = args.api_read_uids.clone();
             servers.push(tokio::spawn(async move {
+                let mut slots = Slots::new("API");
                 loop {
+                    let slot = slots.take().await;
                     let (stream, _) = match listener.accept().await {
                         Ok(s) => s,
                         Err(e) => {
@@ -110,6 +183,7 @@ pub async fn start_api(
                             access,
                             peer: peer.into(),
                             token: None,
+                            slot,
                         },
                     );
                 }
@@ -123,7 +197,9 @@ pub async fn start_api(
                 .map_err(|e| format!("cannot listen on tcp://{hostport}: {e}"))?;
             tracing::info!("API listening on tcp://{hostport} (bearer token required)");
             servers.push(tokio::spawn(async move {
+                let mut slots = Slots::new("API");
                 loop {
+                    let slot = slots.take().await;
                     let (stream, addr) = match listener.accept().await {
                         Ok(s) => s,
                         Err(e) => {
@@ -140,6 +216,7 @@ pub async fn start_api(
                             access: Access::Control,
                             peer: addr.to_string().into(),
                             token: Some(digest),
+                            slot,
                         },
                     );
                 }
@@ -262,7 +339,7 @@ where
             let conn = conn.clone();
             async move { Ok::<_, std::convert::Infallible>(routes::handle(conn, req).await) }
         });
-        let _ = http1::Builder::new()
+        let _ = http1_server()
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades()
             .await;

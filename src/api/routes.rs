@@ -139,7 +139,7 @@ pub async fn handle(conn: Conn, req: Request<Incoming>) -> Response<Body> {
             }
             let opts = stream::Options::from_query(req.uri().query());
             if stream::is_websocket(&req) {
-                stream::websocket(&conn.shared, job, opts, req)
+                stream::websocket(&conn.shared, job, opts, req, conn.slot.clone())
             } else {
                 stream::ndjson(&conn.shared, job, opts)
             }
@@ -335,6 +335,7 @@ async fn v1_job(conn: &Conn, name: &str, action: &str, req: Request<Incoming>) -
                 name,
                 stream::Options::from_query(req.uri().query()),
                 req,
+                conn.slot.clone(),
             )
         }
     }

@@ -7,6 +7,8 @@
 //! | `/readyz` | 200 once the run phase is reached, every job of it is running and ready (its own readiness check passed; `docs/readiness.md`) or completed, no lazy job failed for good, and every `wait` probe passes; else 503 with the reason |
 //! | `/metrics` | Prometheus text: jobs, probes, reloads per watch, lazy jobs' connections, gantry's own memory and descriptors |
 //!
+//! Connections are limited as the API's are (`listen`'s module doc).
+//!
 //! Nothing here shows an environment or a probe's password (probe messages are scrubbed by
 //! `gantry-probes`).
 
@@ -14,12 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use super::listen::{http1_server, Slots};
 use super::{reply, Body, Servers, Shared};
 use crate::metrics::{self, Kind as MKind, Text};
 use crate::supervisor::JobState;
@@ -31,7 +33,9 @@ pub async fn start(port: u16, shared: Arc<Shared>, servers: &mut Servers) -> Res
         .map_err(|e| format!("cannot listen on port {port} for -p/--probe-listen-port: {e}"))?;
     tracing::info!("status, health and metrics on port {port}");
     servers.push(tokio::spawn(async move {
+        let mut slots = Slots::new("status port");
         loop {
+            let slot = slots.take().await;
             let Ok((stream, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -42,9 +46,10 @@ pub async fn start(port: u16, shared: Arc<Shared>, servers: &mut Servers) -> Res
                     let shared = shared.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
                 });
-                let _ = http1::Builder::new()
+                let _ = http1_server()
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
+                drop(slot);
             });
         }
     }));

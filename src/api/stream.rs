@@ -72,12 +72,14 @@ fn ring(shared: &Shared, job: &str) -> Option<Arc<LogRing>> {
     shared.rings.as_ref()?.get(job).cloned()
 }
 
-/// Upgrades to WebSocket and follows `job`'s ring on a task of its own.
+/// Upgrades to WebSocket and follows `job`'s ring on a task of its own, which holds `slot` (the
+/// connection's place among its listener's) until it ends.
 pub fn websocket(
     shared: &Shared,
     job: &str,
     opts: Options,
     req: Request<Incoming>,
+    slot: super::listen::Slot,
 ) -> Response<Body> {
     let Some(ring) = ring(shared, job) else {
         return json_reply(
@@ -99,6 +101,7 @@ pub fn websocket(
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         follow_ws(ws, ring, opts).await;
+        drop(slot);
     });
     let mut resp = super::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
