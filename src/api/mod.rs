@@ -158,7 +158,7 @@ pub struct Shared {
     /// Static facts about each job that the status routes show (no environment).
     pub facts: Vec<JobFacts>,
     /// Each job's last `/v1` status body and what it was made from, in list order: the body is
-    /// served again while those are unchanged (see `routes::v1_status`).
+    /// served again while those are unchanged (see `routes::v1_status_reply`).
     pub(crate) status_bodies: Vec<Mutex<Option<(routes::StatusKey, Bytes)>>>,
     /// Each lazy job's connection counters, once its listeners are open (run phase).
     lazy: std::sync::OnceLock<Vec<(Arc<str>, Arc<crate::lazy::gate::Counters>)>>,
