@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use api_support::{curl_tcp, free_port, Up};
+use api_support::{free_port, wait_for_status, Up};
 
 const ONE_JOB: &str = "job \"j\" {\n command = \"/bin/sleep\"\n args = [\"1000\"]\n}\n";
 
@@ -34,27 +34,23 @@ fn read_until_closed(s: &mut impl Read, limit: Duration) -> (Vec<u8>, Duration) 
     (got, start.elapsed())
 }
 
-fn wait_healthz(port: u16) {
-    let start = Instant::now();
-    while curl_tcp(&format!("http://127.0.0.1:{port}/healthz"), "GET", &[]).0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no /healthz");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// A connection to the API socket whose reads give up after 200 ms (and are retried).
+fn connect(sock: &std::path::Path) -> UnixStream {
+    let s = UnixStream::connect(sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    s
 }
 
 #[test]
 fn a_connection_that_sends_no_request_head_in_time_is_closed() {
     let up = Up::start(ONE_JOB, &[]);
     // Half a request head, then nothing.
-    let mut slow = UnixStream::connect(&up.sock).expect("connect");
-    slow.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let mut slow = connect(&up.sock);
     slow.write_all(b"GET /v1/jobs HTTP/1.1\r\nHost: g\r\n")
         .expect("write");
     // One answered request, then an idle keep-alive connection.
-    let mut idle = UnixStream::connect(&up.sock).expect("connect");
-    idle.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let mut idle = connect(&up.sock);
     idle.write_all(b"GET /v1/jobs HTTP/1.1\r\nHost: g\r\n\r\n")
         .expect("write");
     let mut first = [0u8; 12];
@@ -85,9 +81,7 @@ fn a_connection_that_sends_no_request_head_in_time_is_closed() {
 #[test]
 fn a_request_head_over_the_limit_is_answered_431() {
     let up = Up::start(ONE_JOB, &[]);
-    let mut s = UnixStream::connect(&up.sock).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
+    let mut s = connect(&up.sock);
     let mut req = b"GET /v1/jobs HTTP/1.1\r\nHost: g\r\nX-Big: ".to_vec();
     req.extend(std::iter::repeat_n(b'a', 64 * 1024));
     req.extend_from_slice(b"\r\n\r\n");
@@ -107,7 +101,7 @@ fn connections_beyond_the_limit_wait_and_are_served_when_one_closes() {
     let port = free_port();
     let port_s = port.to_string();
     let up = Up::start(ONE_JOB, &["-p", &port_s]);
-    wait_healthz(port);
+    wait_for_status(port, "/healthz", 200);
     let opened = Instant::now();
     let mut held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))

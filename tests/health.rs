@@ -6,25 +6,10 @@ mod api_support;
 
 use std::time::{Duration, Instant};
 
-use api_support::{curl_tcp, free_port, Up};
+use api_support::{curl_tcp, free_port, wait_for_status as wait_for, Up};
 
 fn get(port: u16, path: &str) -> (u16, String) {
     curl_tcp(&format!("http://127.0.0.1:{port}{path}"), "GET", &[])
-}
-
-fn wait_for(port: u16, path: &str, code: u16) -> String {
-    let start = Instant::now();
-    loop {
-        let (c, body) = get(port, path);
-        if c == code {
-            return body;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{path} stayed {c}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn parse_metrics(text: &str) -> prometheus_parse::Scrape {

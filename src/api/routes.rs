@@ -439,13 +439,13 @@ fn v1_status_reply(shared: &Shared, i: usize, job: &JobSummary) -> Response<Body
         last_change: shared.last_change(i),
     };
     let Some(slot) = shared.status_bodies.get(i) else {
-        return json_reply(StatusCode::OK, &v1_status(shared, i, job));
+        return json_reply(StatusCode::OK, &v1_status(shared, job, key));
     };
     let mut cached = slot.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, body)) = cached.as_ref().filter(|(k, _)| *k == key) {
         return reply(StatusCode::OK, "application/json", body.clone());
     }
-    match json_bytes(&v1_status(shared, i, job)) {
+    match json_bytes(&v1_status(shared, job, key)) {
         Ok(body) => {
             *cached = Some((key, body.clone()));
             reply(StatusCode::OK, "application/json", body)
@@ -454,7 +454,8 @@ fn v1_status_reply(shared: &Shared, i: usize, job: &JobSummary) -> Response<Body
     }
 }
 
-fn v1_status<'a>(shared: &'a Shared, i: usize, job: &'a JobSummary) -> V1Status<'a> {
+/// The body made from `key` (what changes) and the job's facts (what does not).
+fn v1_status<'a>(shared: &'a Shared, job: &'a JobSummary, key: StatusKey) -> V1Status<'a> {
     let config = match shared.facts(&job.name) {
         None => V1Config::Name { name: &job.name },
         Some(f) => V1Config::Full(V1JobConfig {
@@ -477,11 +478,11 @@ fn v1_status<'a>(shared: &'a Shared, i: usize, job: &'a JobSummary) -> V1Status<
         }),
     };
     V1Status {
-        pid: job.status.state.pid(),
-        running: is_running(&job.status.state),
+        pid: key.pid,
+        running: key.running,
         phase: V1Phase {
-            reason: reason(&job.status.state),
-            last_change: rfc3339(shared.last_change(i)),
+            reason: key.reason,
+            last_change: rfc3339(key.last_change),
         },
         config,
     }

@@ -230,6 +230,23 @@ fn parse_curl(stdout: &[u8]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Polls `http://127.0.0.1:PORT/PATH` (the status port) until it answers `code` (30 s at most);
+/// returns the body.
+pub fn wait_for_status(port: u16, path: &str, code: u16) -> String {
+    let start = Instant::now();
+    loop {
+        let (c, body) = curl_tcp(&format!("http://127.0.0.1:{port}{path}"), "GET", &[]);
+        if c == code {
+            return body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{path} stayed {c}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
