@@ -64,8 +64,27 @@ impl Slots {
         }
     }
 
+    /// Waits for a free place, then for the next connection `accept` gives (a failed accept is
+    /// logged and tried again 50 ms later, keeping the place).
+    pub async fn accept<S, A, F, Fut>(&mut self, mut accept: F) -> (Slot, S, A)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<(S, A)>>,
+    {
+        let slot = self.take().await;
+        loop {
+            match accept().await {
+                Ok((stream, addr)) => return (slot, stream, addr),
+                Err(e) => {
+                    tracing::warn!("{}: accept failed: {e}", self.what);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     /// Waits for a free place (logging, at most once a minute, that all are taken).
-    pub async fn take(&mut self) -> Slot {
+    async fn take(&mut self) -> Slot {
         if self.free.available_permits() == 0
             && self
                 .warned
@@ -157,15 +176,7 @@ pub async fn start_api(
             servers.push(tokio::spawn(async move {
                 let mut slots = Slots::new("API");
                 loop {
-                    let slot = slots.take().await;
-                    let (stream, _) = match listener.accept().await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!("API: accept failed: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
+                    let (slot, stream, _) = slots.accept(|| listener.accept()).await;
                     let (access, peer) = match stream.peer_cred() {
                         Ok(cred) => (
                             access_for(cred.uid(), &read_uids),
@@ -199,15 +210,7 @@ pub async fn start_api(
             servers.push(tokio::spawn(async move {
                 let mut slots = Slots::new("API");
                 loop {
-                    let slot = slots.take().await;
-                    let (stream, addr) = match listener.accept().await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!("API: accept failed: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
+                    let (slot, stream, addr) = slots.accept(|| listener.accept()).await;
                     let _ = stream.set_nodelay(true);
                     serve(
                         stream,

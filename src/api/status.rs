@@ -35,11 +35,7 @@ pub async fn start(port: u16, shared: Arc<Shared>, servers: &mut Servers) -> Res
     servers.push(tokio::spawn(async move {
         let mut slots = Slots::new("status port");
         loop {
-            let slot = slots.take().await;
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+            let (slot, stream, _) = slots.accept(|| listener.accept()).await;
             let shared = shared.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
